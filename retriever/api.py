@@ -1,0 +1,137 @@
+"""The Python API: build, load and search an index in a few lines.
+
+    from retriever import Retriever
+    r = Retriever.build([{"_id": "1", "text": "..."}], "indexes/mine")
+    r = Retriever.load("indexes/mine")
+    hits = r.search("what is ...", k=10)              # list[Hit]
+    many = r.search_batch(["q1", "q2"], k=100, mode="dense")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backbones import DEFAULT_MODEL, Backbone, load_backbone, resolve
+from .corpus import Document, documents_from, read_corpus
+from .errors import BadIndexError
+from .indexer import IndexSettings, Progress, build_index
+from .searcher import MODES, Searcher
+from .store import disk_size, home, last_built, read_manifest
+
+SNIPPET_CHARS = 240
+
+
+@dataclass
+class Hit:
+    """One search result; to_dict() is exactly the CLI's JSON for a hit."""
+
+    id: str
+    rank: int
+    score: float
+    scores: dict[str, float]
+    title: str
+    snippet: str
+    tokens: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _check_model(manifest: dict, backbone: Backbone, folder: Path) -> None:
+    built = manifest["model"]
+    if backbone.fingerprint != built["fingerprint"]:
+        raise BadIndexError(
+            f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
+            f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
+            "search it with the model it was built with, or rebuild it")
+
+
+class Retriever:
+    """A loaded index plus the model that encodes its queries."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone):
+        _check_model(manifest, backbone, folder)
+        self.path, self.manifest, self.backbone = folder, manifest, backbone
+        self.searcher = Searcher(folder, manifest, backbone)
+
+    @classmethod
+    def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
+              model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
+              settings: IndexSettings | None = None, progress: Progress | None = None,
+              quiet: bool = True, **setting_values: Any) -> Retriever:
+        """Index documents (dicts with _id/text/title, Document objects, or a JSONL path) and load the result.
+
+        Keyword arguments not named here are IndexSettings fields (method, max_tokens, sparse, ...).
+        """
+        settings = settings or IndexSettings(**setting_values)
+        source = None
+        if isinstance(documents, str | Path):
+            source = str(documents)
+            docs = read_corpus(documents)
+            path = path or home() / Path(documents).name.split(".")[0]
+        else:
+            docs = documents_from(documents)
+        if path is None:
+            raise ValueError("path is required when documents are not a file")
+        backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
+        build_index(docs, path, backbone, settings, progress=progress, source=source)
+        return cls.load(path, backbone=backbone)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, model: str | None = None,
+             backbone: Backbone | None = None, dtype: str | None = None, quiet: bool = True) -> Retriever:
+        """Open an index (the last one built when path is None) with the model it was built with.
+
+        Passing another model (by name or loaded backbone) is refused: its vectors live in another space.
+        """
+        folder = Path(path) if path is not None else last_built()
+        manifest = read_manifest(folder)
+        if backbone is None:
+            spec = model or manifest["model"]["name"]
+            if model is not None:
+                _, fingerprint, _ = resolve(model, quiet=quiet)
+                if fingerprint != manifest["model"]["fingerprint"]:
+                    raise BadIndexError(f"{folder} was built with model '{manifest['model']['name']}', "
+                                        f"not '{model}'; search it with the model it was built with")
+            backbone = load_backbone(spec, dtype=dtype or manifest["model"]["dtype"], quiet=quiet)
+        return cls(folder, manifest, backbone)
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True) -> list[Hit]:
+        return self.search_batch([query], k=k, mode=mode, explain=explain)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
+                     explain: bool = False) -> list[list[Hit]]:
+        """Search many queries at once: they are encoded in length-sorted batches and scored together."""
+        encoded = self.searcher.encode(queries)
+        results = self.searcher.search(queries, k=k, mode=mode, encoded=encoded)
+        docs = self.searcher.documents
+        rows = sorted({r.row for per_query in results for r in per_query})
+        titles = dict(zip(rows, docs.column("title").take(rows).to_pylist(), strict=True)) if rows else {}
+        texts = dict(zip(rows, docs.column("text").take(rows).to_pylist(), strict=True)) if rows else {}
+        return [[Hit(id=self.searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
+                     title=titles[r.row], snippet=_snippet(texts[r.row]),
+                     tokens=self.searcher.shared_tokens(encoded, qi, r.row) if explain else [])
+                 for rank, r in enumerate(per_query, start=1)]
+                for qi, per_query in enumerate(results)]
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(m for m in MODES if m == "hybrid" or m in self.searcher.legs)
+
+    def info(self) -> dict[str, Any]:
+        return info(self.path)
+
+
+def info(path: str | Path | None = None) -> dict[str, Any]:
+    """What an index holds, from its manifest alone (no model is loaded)."""
+    folder = Path(path) if path is not None else last_built()
+    manifest = read_manifest(folder)
+    return {"path": str(folder.resolve()), "size_bytes": disk_size(folder), **manifest}

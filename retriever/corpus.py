@@ -1,0 +1,162 @@
+"""Streaming readers and validation for corpora, queries and relevance judgments (BEIR layout).
+
+Every record is checked as it is read, and a problem is reported with its file, line and field: on a
+corpus of millions of lines the user must be able to jump straight to the bad one.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content(self) -> str:
+        """What gets embedded: the title carries much of a short document's meaning (BEIR does the same)."""
+        return f"{self.title}. {self.text}".strip() if self.title and self.text else (self.title or self.text)
+
+
+def _open_lines(path: Path) -> Iterator[bytes]:
+    try:
+        raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise InputError("file not found", str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", str(path)) from None
+    with raw:
+        try:
+            yield from raw
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputError(f"cannot read: {exc}", str(path)) from None
+
+
+def _id_of(obj: dict, source: str | None, line: int | None) -> str:
+    key = "_id" if "_id" in obj else "id"
+    if key not in obj:
+        raise InputError("missing document id", source, line, "_id")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"id must be a string or an integer, not {type(value).__name__}", source, line, key)
+    value = str(value)
+    if not value.strip():
+        raise InputError("empty document id", source, line, key)
+    return value
+
+
+def _string_field(obj: dict, name: str, source: str | None, line: int | None, required: bool) -> str:
+    if name not in obj or obj[name] is None:
+        if required:
+            raise InputError(f"missing '{name}'", source, line, name)
+        return ""
+    value = obj[name]
+    if not isinstance(value, str):
+        raise InputError(f"'{name}' must be a string, not {type(value).__name__}", source, line, name)
+    return value
+
+
+def parse_document(obj: Any, source: str | None = None, line: int | None = None) -> Document:
+    """Validate one corpus record (a decoded JSON object, or a dict from the Python API)."""
+    if isinstance(obj, Document):
+        return obj
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, got {type(obj).__name__}", source, line)
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError("'metadata' must be an object", source, line, "metadata")
+    return Document(
+        id=_id_of(obj, source, line),
+        text=_string_field(obj, "text", source, line, required=True),
+        title=_string_field(obj, "title", source, line, required=False),
+        metadata=metadata,
+    )
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
+    source = str(path)
+    for number, raw in enumerate(_open_lines(path), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", source, number) from None
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", source, number) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", source, number) from None
+
+
+def validate_unique(documents: Iterable[tuple[Document, str | None, int | None]]) -> Iterator[Document]:
+    """Refuse duplicate ids: a second record with the same id would silently shadow the first."""
+    seen: dict[str, int | None] = {}
+    for doc, source, line in documents:
+        if doc.id in seen:
+            first = f" (first seen on line {seen[doc.id]})" if seen[doc.id] else ""
+            raise InputError(f"duplicate id '{doc.id}'{first}", source, line, "_id")
+        seen[doc.id] = line
+        yield doc
+
+
+def read_corpus(path: str | Path) -> Iterator[Document]:
+    """Stream documents from a BEIR-style JSONL (or .jsonl.gz) file, validated and de-duplicated."""
+    path = Path(path)
+    located = ((parse_document(obj, str(path), n), str(path), n) for n, obj in _json_records(path))
+    count = 0
+    for doc in validate_unique(located):
+        count += 1
+        yield doc
+    if count == 0:
+        raise InputError("empty corpus: no documents", str(path))
+
+
+def documents_from(items: Iterable[Any]) -> Iterator[Document]:
+    """Validate documents handed over by the Python API (dicts or Document objects)."""
+    located = ((parse_document(obj, "documents", i), "documents", i) for i, obj in enumerate(items, 1))
+    yield from validate_unique(located)
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """BEIR queries.jsonl: id -> text."""
+    path = Path(path)
+    queries: dict[str, str] = {}
+    for number, obj in _json_records(path):
+        if not isinstance(obj, dict):
+            raise InputError("expected a JSON object", str(path), number)
+        qid = _id_of(obj, str(path), number)
+        queries[qid] = _string_field(obj, "text", str(path), number, required=True)
+    return queries
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """BEIR qrels TSV with a header: query-id, corpus-id, score."""
+    path = Path(path)
+    qrels: dict[str, dict[str, int]] = {}
+    lines = (raw.decode("utf-8", errors="strict") for raw in _open_lines(path))
+    reader = csv.reader(io.StringIO("".join(lines)), delimiter="\t")
+    for number, row in enumerate(reader, start=1):
+        if number == 1 and row and not row[-1].lstrip("-").isdigit():
+            continue  # header
+        if len(row) < 3:
+            raise InputError("expected query-id, corpus-id, score", str(path), number)
+        try:
+            qrels.setdefault(row[0], {})[row[1]] = int(row[-1])
+        except ValueError:
+            raise InputError(f"score is not an integer: {row[-1]!r}", str(path), number, "score") from None
+    return qrels

@@ -1,0 +1,58 @@
+"""The dense leg: cosine similarity over FAISS, exact (flat) by default, HNSW as an option.
+
+The raw normalised matrix is kept beside the FAISS structure: fusion rescores every candidate exactly,
+and that needs a document's vector whatever index type found (or missed) it.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+KINDS = ("flat", "hnsw")
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows, so inner product is cosine; a zero row stays zero instead of becoming NaN."""
+    x = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def build_faiss(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32) -> faiss.Index:
+    if kind not in KINDS:
+        raise ValueError(f"dense index kind must be one of {KINDS}, not {kind!r}")
+    dim = vectors.shape[1]
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+class DenseIndex:
+    def __init__(self, vectors: np.ndarray, index: faiss.Index, ef_search: int = 128):
+        if index.ntotal != len(vectors):
+            raise ValueError(f"FAISS index holds {index.ntotal} vectors, the matrix {len(vectors)}")
+        self.vectors, self.index = vectors, index
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = ef_search
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "flat") -> DenseIndex:
+        unit = normalize(vectors)
+        return cls(unit, build_faiss(unit, kind))
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query; ids of -1 (fewer than k documents) are left to the caller."""
+        k = max(1, min(k, len(self)))
+        return self.index.search(np.ascontiguousarray(normalize(queries)), k)
+
+    def score(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact cosine of one query against chosen documents."""
+        return np.asarray(self.vectors[ids] @ normalize(query[None])[0], dtype=np.float32)

@@ -1,0 +1,68 @@
+"""Hidden-state methods: mean pooling, last token, and the prompt-based last token (PromptEOL, CoT, KE).
+
+The residual stream after layer l is captured by a forward hook on that layer, pooled in the hook (only
+the pooled row is kept, never the whole batch x tokens x layers stack), and the pass stops there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import Capture, Method
+
+
+def layer_output(output: Any) -> torch.Tensor:
+    """Decoder layers return a tensor in transformers 5 and a tuple in older releases."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class HiddenStatePooling(Method):
+    """Pool the residual stream after one layer: 'last' token or 'mean' over the real tokens.
+
+    The dense vector follows the transformers convention for hidden states: after the last layer it is
+    taken after the final norm, after an earlier layer it is the raw stream. The residual vector is always
+    the raw (pre-norm) pooled stream; the sparse index decides whether to normalise it.
+    """
+
+    def __init__(self, name: str, pooling: str, template: str | None, layer: int | None = None):
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', not {pooling!r}")
+        self.name, self.pooling, self.template, self.layer = name, pooling, template, layer
+
+    def parameters(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "template": self.template, "layer": self.layer}
+
+    def output_layer(self, num_layers: int) -> int:
+        layer = num_layers if self.layer is None else self.layer
+        if not 0 <= layer <= num_layers:
+            raise ValueError(f"layer {layer} out of range 0..{num_layers}")
+        return layer
+
+    def layers_needed(self, num_layers: int) -> int:
+        return self.output_layer(num_layers)
+
+    def attach(self, backbone: Any, attention_mask: torch.Tensor) -> tuple[list, Any]:
+        layer = self.output_layer(backbone.num_layers)
+        module = backbone.decoder.embed_tokens if layer == 0 else backbone.layers[layer - 1]
+        is_last = layer == backbone.num_layers
+        norm = backbone.final_norm
+        result: dict[str, Capture] = {}
+
+        def hook(_module, _inputs, output):
+            states = layer_output(output)
+            if self.pooling == "last":
+                residual = states[:, -1]
+                dense = norm(residual) if is_last else residual
+            else:
+                residual = masked_mean(states, attention_mask)
+                dense = masked_mean(norm(states), attention_mask) if is_last else residual
+            result["capture"] = Capture(dense.float(), residual.float())
+
+        return [module.register_forward_hook(hook)], lambda: result["capture"]

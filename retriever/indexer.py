@@ -1,0 +1,166 @@
+"""Building an index: one forward pass per batch feeds both the dense and the key-token sparse leg.
+
+Documents stream to Parquet as they are encoded; the dense and residual vectors are kept until the end,
+because the sparse leg needs the first principal component of the whole (sampled) corpus before it can
+project any document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .corpus import Document
+from .dense import KINDS, DenseIndex
+from .encoders import Encoder, EncodeStats, make_method
+from .errors import InputError, RetrieverError
+from .fusion import FUSIONS
+from .sparse import KeyTokenProjector, SparseConfig, SparseIndex
+from .store import IndexWriter, remember_last
+
+LEGS = ("dense", "sparse")
+DENSE_FAISS = "dense.faiss"
+CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
+
+
+@dataclass
+class IndexSettings:
+    """Every choice that shapes an index; stored in the manifest and reused for queries."""
+
+    method: str = "prompteol"
+    method_params: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int = 512
+    legs: tuple[str, ...] = LEGS
+    dense_kind: str = "flat"
+    sparse: SparseConfig = field(default_factory=SparseConfig)
+    fusion: str = "rrf"
+    rrf_k: float = 60.0
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 0.5, "sparse": 0.5})
+
+    def __post_init__(self):
+        self.legs = tuple(self.legs)
+        if not self.legs or any(leg not in LEGS for leg in self.legs):
+            raise RetrieverError(f"legs must be a non-empty subset of {LEGS}, not {self.legs}")
+        if self.dense_kind not in KINDS:
+            raise RetrieverError(f"dense index kind must be one of {KINDS}")
+        if self.fusion not in FUSIONS:
+            raise RetrieverError(f"fusion must be one of {FUSIONS}")
+        if self.max_tokens < 1:
+            raise RetrieverError("max_tokens must be at least 1")
+        if isinstance(self.sparse, dict):
+            self.sparse = SparseConfig(**self.sparse)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["legs"] = list(self.legs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
+        return cls(**{**data, "sparse": SparseConfig(**data["sparse"])})
+
+
+def excluded_token_ids(tokenizer) -> list[int]:
+    """Control tokens carry no topic: they must never be a document's key token."""
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if tok.special}
+    return sorted(special)
+
+
+def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = None) -> KeyTokenProjector:
+    return KeyTokenProjector(backbone.unembedding, backbone.final_norm,
+                             excluded_token_ids(backbone.tokenizer), settings.sparse, u1)
+
+
+def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _library_versions() -> dict[str, str]:
+    import pyarrow
+    import scipy
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "faiss": faiss.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "pyarrow": pyarrow.__version__}
+
+
+Progress = Callable[[int, int], None]  # (documents done in this batch, tokens in this batch)
+
+
+def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
+                progress: Progress | None = None, source: str | None = None) -> dict[str, Any]:
+    """Encode, index and write documents to target; returns the manifest."""
+    started = time.perf_counter()
+    method = make_method(settings.method, **settings.method_params)
+    encoder = Encoder(backbone, method, settings.max_tokens)
+    stats, dense_parts, residual_parts, empty = EncodeStats(), [], [], 0
+    with IndexWriter(target) as writer:
+        for chunk in _chunks(documents, CHUNK):
+            writer.add_documents((d.id, d.title, d.text, d.metadata) for d in chunk)
+            empty += sum(not d.content.strip() for d in chunk)
+            encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
+            stats.add(encoded.stats)
+            dense_parts.append(encoded.dense)
+            residual_parts.append(encoded.residual)
+        if stats.texts == 0:
+            raise InputError("empty corpus: no documents", source)
+        manifest = _write_legs(writer, backbone, settings, np.concatenate(dense_parts),
+                               np.concatenate(residual_parts))
+        manifest.update({
+            "model": backbone.describe(),
+            "settings": settings.to_dict(),
+            "method_parameters": method.parameters(),
+            "documents": stats.texts,
+            "documents_empty": empty,
+            "documents_truncated": stats.truncated,
+            "tokens_embedded": stats.tokens,
+            "padded_tokens": stats.padded_tokens,
+            "source": source,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 3),
+            "versions": _library_versions(),
+            "command": " ".join(sys.argv) if source else None,
+        })
+        path = writer.commit(manifest)
+    remember_last(path)
+    return manifest
+
+
+def _write_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense: np.ndarray,
+                residual: np.ndarray) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if "dense" in settings.legs:
+        index = DenseIndex.build(dense, settings.dense_kind)
+        writer.add_array("dense", index.vectors)
+        writer.add_file(DENSE_FAISS, faiss.serialize_index(index.index).tobytes())
+        info["dense_dim"] = int(dense.shape[1])
+    projector = make_projector(backbone, settings)
+    lexical = projector.lexical(residual)
+    u1 = projector.fit(lexical)
+    writer.add_array("u1", u1)
+    info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
+    if "sparse" in settings.legs:
+        sparse = SparseIndex(projector.documents(lexical))
+        for name, matrix in (("sparse_rows", sparse.doc_rows), ("sparse_postings", sparse.postings)):
+            writer.add_array(f"{name}_indptr", matrix.indptr)
+            writer.add_array(f"{name}_indices", matrix.indices)
+            writer.add_array(f"{name}_data", matrix.data)
+        info["sparse_nnz"] = int(sparse.doc_rows.nnz)
+        info["vocab_size"] = projector.vocab_size
+    return info

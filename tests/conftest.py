@@ -1,0 +1,41 @@
+"""Shared fixtures: the real default model, loaded once, and the demo corpus indexed once per run."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).resolve().parents[1] / "retriever" / "data" / "demo.jsonl"
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    from retriever.backbones import load_backbone
+
+    return load_backbone("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory, backbone):
+    from retriever import Retriever
+
+    path = tmp_path_factory.mktemp("indexes") / "demo"
+    return Retriever.build(DEMO, path, backbone=backbone)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Each test gets its own default index home, so `last built` never leaks between tests."""
+    monkeypatch.setenv("RETRIEVER_HOME", str(tmp_path / "home"))
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path

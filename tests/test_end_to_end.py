@@ -1,0 +1,69 @@
+"""The default model on the demo corpus: obviously relevant documents rank first in every mode."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pytest
+
+CASES = {
+    "why does lava come out of a mountain": ("volcano", {"lava", "magma", "volcano", "volcanoes", "eruption"}),
+    "how do bees make honey": ("bees", {"bees", "bee", "honey", "Honey", "Bees", "honeybees"}),
+    "fix a flat tire on my bike": ("bicycle", {"tire", "bike", "bicycle", "repair", "fix"}),
+    "insulin and blood sugar": ("diabetes", {"insulin", "diabetes", "Diabetes", "diabetic"}),
+    "first man to walk on the moon": ("moon", {"Apollo", "moon", "Moon", "Neil", "astronauts", "lunar"}),
+    "ocean tides": ("empty-text", {"tides", "tide", "tidal"}),  # no text: found by its title alone
+}
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_relevant_document_ranks_first(demo_index, mode):
+    for query, (expected, _) in CASES.items():
+        hits = demo_index.search(query, k=5, mode=mode)
+        assert hits[0].id == expected, (mode, query, [h.id for h in hits])
+        assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+
+
+def test_explanation_tokens_are_the_documents_topic(demo_index):
+    for query, (expected, topic_words) in CASES.items():
+        hit = demo_index.search(query, k=1)[0]
+        tokens = [t["token"] for t in hit.tokens]
+        assert hit.id == expected
+        assert set(tokens) & topic_words, (query, tokens)
+        weights = [t["weight"] for t in hit.tokens]
+        assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
+
+
+def test_hit_carries_title_snippet_and_both_leg_scores(demo_index):
+    hit = demo_index.search("sourdough starter and yeast", k=1)[0]
+    assert hit.id == "bread"
+    assert hit.title == "Baking sourdough bread"
+    assert hit.snippet.startswith("Sourdough bread rises")
+    assert set(hit.scores) == {"dense", "sparse"}
+    assert json.loads(json.dumps(hit.to_dict()))["id"] == "bread"
+
+
+def test_batched_search_equals_single_searches(demo_index):
+    queries = list(CASES)
+    batched = demo_index.search_batch(queries, k=5, mode="hybrid")
+    for query, hits in zip(queries, batched, strict=True):
+        single = demo_index.search(query, k=5, mode="hybrid", explain=False)
+        assert [h.id for h in hits] == [h.id for h in single]
+
+
+def test_reload_in_new_process_gives_identical_results(demo_index):
+    queries = list(CASES)
+    here = [[(h.id, round(h.score, 5)) for h in hits] for hits in demo_index.search_batch(queries, k=5)]
+    code = (
+        "import json, sys; from retriever import Retriever\n"
+        f"r = Retriever.load({str(demo_index.path)!r})\n"
+        "qs = json.loads(sys.argv[1])\n"
+        "print(json.dumps([[(h.id, round(h.score, 5)) for h in hits] for hits in r.search_batch(qs, k=5)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(queries)], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(x) for x in hits] for hits in here]

@@ -1,0 +1,105 @@
+"""The key-token sparse leg against a plain numpy recomputation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from retriever.indexer import IndexSettings, make_projector
+from retriever.sparse import SparseConfig, SparseIndex, adjust, first_component
+
+TEXTS = ["Volcanoes erupt when magma rises.", "Bees turn nectar into honey.", "The stock market fell today.",
+         "A puppy learns to sit.", "Solar panels make electricity from sunlight.", "Chess is a board game."]
+
+
+def test_first_component_matches_numpy_svd():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 8)) + 3.0  # a strong shared direction, as embeddings have
+    u1 = first_component(x)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    assert abs(float(u1 @ vt[0])) == pytest.approx(1.0, abs=1e-6)
+    assert (x @ u1).sum() > 0  # the sign is fixed
+    adjusted = adjust(x.astype(np.float32), u1, 1.0)
+    assert np.abs(adjusted @ u1).max() < 1e-3  # alpha = 1 removes the component
+    half = adjust(x.astype(np.float32), u1, 0.5)
+    assert np.allclose(half @ u1, 0.5 * (x @ u1), rtol=1e-4, atol=1e-3)
+
+
+def _numpy_reference(backbone, residual, alpha, final_norm):
+    w_u = backbone.unembedding.detach().float().numpy().astype(np.float64)
+    x = residual.astype(np.float64)
+    if final_norm:
+        norm = backbone.final_norm
+        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+        x = x / np.sqrt((x**2).mean(axis=1, keepdims=True) + eps) * norm.weight.detach().float().numpy()
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    u1 = vt[0] if (x @ vt[0]).sum() >= 0 else -vt[0]
+    scores = (x - alpha * np.outer(x @ u1, u1)) @ w_u.T
+    return x, u1, scores
+
+
+@pytest.mark.parametrize("final_norm,alpha", [(True, 1.0), (False, 0.5)])
+def test_projection_matches_numpy(backbone, final_norm, alpha):
+    from retriever.encoders import Encoder, make_method
+
+    residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
+    settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, alpha=alpha, final_norm=final_norm))
+    projector = make_projector(backbone, settings)
+    lexical = projector.lexical(residual)
+    u1 = projector.fit(lexical)
+    x, ref_u1, ref_scores = _numpy_reference(backbone, residual, alpha, final_norm)
+    assert np.allclose(lexical, x, rtol=1e-4, atol=1e-4)
+    assert float(u1 @ ref_u1) == pytest.approx(1.0, abs=1e-5)
+    ref_scores[:, projector.excluded.numpy()] = -np.inf
+    rows = projector.documents(lexical)
+    for i in range(len(TEXTS)):
+        ref_top = np.argsort(-ref_scores[i])[:20]
+        ref_top = ref_top[ref_scores[i, ref_top] > 0]
+        row = rows[i]
+        assert set(row.indices.tolist()) == set(ref_top.tolist())
+        assert np.allclose(row.toarray()[0, ref_top], ref_scores[i, ref_top], rtol=1e-3, atol=1e-2)
+
+
+def test_queries_are_adjusted_with_the_stored_component(backbone):
+    """A query row uses u_1 exactly as documents do: its top-M tokens are the document-style top tokens
+    of the same vector, and changing u_1 changes them."""
+    from retriever.encoders import Encoder, make_method
+
+    residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
+    settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5))
+    projector = make_projector(backbone, settings)
+    lexical = projector.lexical(residual)
+    projector.fit(lexical)
+    docs = projector.documents(lexical)
+    queries = projector.queries(lexical, [[] for _ in TEXTS])
+    assert np.allclose(docs.toarray(), queries.toarray())
+    other = make_projector(backbone, settings, u1=np.roll(projector.u1, 1))
+    assert not np.allclose(other.queries(lexical, [[] for _ in TEXTS]).toarray(), queries.toarray())
+
+
+def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
+    from retriever.encoders import Encoder, make_method
+
+    residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
+    projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(query_top_m=4)))
+    lexical = projector.lexical(residual)
+    projector.fit(lexical)
+    lexical = lexical[:1]
+    own = backbone.tokenizer(" zebra", add_special_tokens=False).input_ids
+    row = projector.queries(lexical, [own])
+    top = projector.queries(lexical, [[]])
+    floor = top.data.min()
+    assert set(own) <= set(row.indices.tolist())
+    assert all(row[0, t] >= floor for t in own)
+    assert row.nnz == top.nnz + len(set(own) - set(top.indices.tolist()))
+
+
+def test_inverted_index_scores_equal_dense_dot_products():
+    rng = np.random.default_rng(0)
+    docs = sp.random(30, 100, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    queries = sp.random(4, 100, density=0.2, random_state=2, format="csr", dtype=np.float32)
+    index = SparseIndex(docs)
+    assert np.allclose(index.score_all(queries), queries.toarray() @ docs.toarray().T, atol=1e-5)
+    shared = index.shared_tokens(queries[0], int(rng.integers(30)))
+    assert all(w > 0 for _, w in shared)

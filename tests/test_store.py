@@ -1,0 +1,125 @@
+"""The on-disk index: model checks, interrupted builds, damaged files, missing indexes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from retriever import BadIndexError, Retriever
+from retriever.backbones import load_backbone
+
+from .conftest import DEMO, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, backbone):
+    """A second, different model: a 2-layer random llama with the default model's tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(backbone.tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         tie_word_embeddings=True)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    backbone.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tiny_model):
+    return load_backbone(str(tiny_model), dtype="float32")
+
+
+def _ids(retriever, query="honey bees"):
+    return [(h.id, round(h.score, 6)) for h in retriever.search(query, k=5, explain=False)]
+
+
+def test_index_refuses_another_model(tmp_path, tiny_backbone, backbone, tiny_model, demo_index):
+    tiny_index = Retriever.build(DEMO, tmp_path / "tiny", backbone=tiny_backbone)
+    with pytest.raises(BadIndexError, match="was built with model"):
+        Retriever.load(tiny_index.path, backbone=backbone)
+    with pytest.raises(BadIndexError, match="was built with model 'smollm2-135m'"):
+        Retriever.load(demo_index.path, model=str(tiny_model))
+    assert Retriever.load(tiny_index.path, backbone=tiny_backbone).search("bees", k=1)
+
+
+def test_interrupted_build_keeps_the_old_index(tmp_path, tiny_backbone, monkeypatch):
+    path = tmp_path / "idx"
+    before = _ids(Retriever.build(DEMO, path, backbone=tiny_backbone))
+    manifest_before = (path / "manifest.json").read_text()
+
+    from retriever.encoders import Encoder
+
+    def interrupted(self, texts, on_batch=None):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Encoder, "encode", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            Retriever.build(DEMO, path, backbone=tiny_backbone)
+    assert (path / "manifest.json").read_text() == manifest_before
+    assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
+    assert not list(tmp_path.glob(".idx.*"))  # no temporary folder left behind
+
+
+def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
+    """SIGKILL mid-build: the old index is untouched and the next build sweeps the leftover folder."""
+    path = tmp_path / "idx"
+    before = _ids(Retriever.build(DEMO, path, backbone=tiny_backbone))
+    big = write_jsonl(tmp_path / "big.jsonl",
+                      [{"_id": str(i), "text": f"document number {i} about topic {i % 97} " * 20}
+                       for i in range(30000)])
+    code = ("from retriever import Retriever\n"
+            f"Retriever.build({str(big)!r}, {str(path)!r}, model={str(tiny_model)!r}, dtype='float32')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".idx.tmp-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(tmp_path.glob(".idx.tmp-*")), "the killed build should have left its temporary folder"
+    assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
+    Retriever.build(DEMO, path, backbone=tiny_backbone)
+    assert not list(tmp_path.glob(".idx.tmp-*"))
+
+
+def test_damaged_and_missing_indexes_are_clear_errors(tmp_path, tiny_backbone):
+    path = tmp_path / "idx"
+    Retriever.build(DEMO, path, backbone=tiny_backbone)
+    with pytest.raises(BadIndexError, match="no index at"):
+        Retriever.load(tmp_path / "nope", backbone=tiny_backbone)
+    vectors = path / "dense.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-100])
+    with pytest.raises(BadIndexError, match=r"dense\.npy: expected"):
+        Retriever.load(path, backbone=tiny_backbone)
+    (path / "manifest.json").unlink()
+    with pytest.raises(BadIndexError, match=r"manifest\.json is missing"):
+        Retriever.load(path, backbone=tiny_backbone)
+
+
+def test_index_files_load_without_pickle(demo_index):
+    for npy in demo_index.path.glob("*.npy"):
+        np.load(npy, allow_pickle=False)
+    names = {p.suffix for p in demo_index.path.iterdir()}
+    assert names <= {".npy", ".json", ".parquet", ".faiss"}
+
+
+def test_single_leg_index_and_hnsw(tmp_path, tiny_backbone):
+    dense_only = Retriever.build(DEMO, tmp_path / "d", backbone=tiny_backbone, legs=("dense",),
+                                 dense_kind="hnsw")
+    assert dense_only.search("bees", k=3, mode="dense")
+    assert set(dense_only.search("bees", k=3)[0].scores) == {"dense"}
+    from retriever import RetrieverError
+
+    with pytest.raises(RetrieverError, match="without the sparse leg"):
+        dense_only.search("bees", mode="sparse")
