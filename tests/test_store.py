@@ -123,3 +123,28 @@ def test_single_leg_index_and_hnsw(tmp_path, tiny_backbone):
 
     with pytest.raises(RetrieverError, match="without the sparse leg"):
         dense_only.search("bees", mode="sparse")
+
+
+def test_sigterm_during_cli_build_cleans_up(tmp_path, tiny_model):
+    big = write_jsonl(tmp_path / "big.jsonl",
+                      [{"_id": str(i), "text": f"document number {i} about topic {i % 97} " * 20}
+                       for i in range(30000)])
+    cli = [sys.executable, "-m", "retriever.cli", "index", str(big), "--model", str(tiny_model),
+           "--index", str(tmp_path / "idx"), "--quiet"]
+    proc = subprocess.Popen(cli, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".idx.tmp-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list(tmp_path.glob(".idx*")) and not (tmp_path / "idx").exists()
+
+
+def test_documents_without_text_or_title_are_indexed_and_counted(tmp_path, tiny_backbone):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"_id": "a", "text": "bees and honey"},
+                                                {"_id": "blank", "title": "", "text": "  "}])
+    r = Retriever.build(corpus, tmp_path / "idx", backbone=tiny_backbone)
+    assert r.manifest["documents"] == 2 and r.manifest["documents_empty"] == 1
+    assert {h.id for h in r.search("bees", k=2, mode="dense")} == {"a", "blank"}
