@@ -86,14 +86,18 @@ class Retriever:
         return cls.load(path, backbone=backbone)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, model: str | None = None,
+    def load(cls, path: str | Path | None = None, *, model: str | None = None, method: str | None = None,
              backbone: Backbone | None = None, dtype: str | None = None, quiet: bool = True) -> Retriever:
         """Open an index (the last one built when path is None) with the model it was built with.
 
-        Passing another model (by name or loaded backbone) is refused: its vectors live in another space.
+        Passing another model (by name or loaded backbone) or another method is refused: queries would be
+        encoded into another space than the documents.
         """
         folder = Path(path) if path is not None else last_built()
         manifest = read_manifest(folder)
+        built_method = manifest["settings"]["method"]
+        if method is not None and method != built_method:
+            raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
         if backbone is None:
             spec = model or manifest["model"]["name"]
             if model is not None:

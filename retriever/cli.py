@@ -14,7 +14,7 @@ import click
 from . import api
 from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
 from .dense import KINDS
-from .encoders import DEFAULT_METHOD, METHODS
+from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
 from .fusion import FUSIONS
 from .indexer import LEGS, IndexSettings
@@ -78,14 +78,31 @@ class _Progress:
             self.bar.close()
 
 
+def _method_params(pairs: tuple[str, ...], layer: int | None) -> dict:
+    """KEY=VALUE pairs; values are read as JSON where they parse (numbers, lists), else kept as text."""
+    params: dict = {} if layer is None else {"layer": layer}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
 @main.command()
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option("--index", "index_dir", type=click.Path(path_type=Path),
               help="Index folder (default: indexes/<corpus name>).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help=f"A preset ({', '.join(PRESETS)}), a .gguf file or a transformers folder.")
-@click.option("--method", type=click.Choice(list(METHODS)), default=DEFAULT_METHOD, show_default=True)
+@click.option("--method", type=click.Choice(method_names()), default=DEFAULT_METHOD, show_default=True,
+              help="Embedding method; tp-* adds Token Prepending; metaeol costs 8 forward passes per text.")
 @click.option("--layer", type=int, default=None, help="Output layer (default: the last).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Method parameter, e.g. layers=last-third, tokens=text, tp_start=1, tp_exit=6 (repeatable).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
               help="Token budget per document; longer ones are truncated (counted in the manifest).")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto",
@@ -107,13 +124,14 @@ class _Progress:
               help="Dense weight for --fusion convex (sparse gets 1 - alpha).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def index(corpus: Path, index_dir: Path | None, model: str, method: str, layer: int | None, max_tokens: int,
+def index(corpus: Path, index_dir: Path | None, model: str, method: str, layer: int | None,
+          params: tuple[str, ...], max_tokens: int,
           dtype: str, legs: str, dense_index: str, top_k: int, query_top_m: int, pc_alpha: float,
           final_norm: bool, weighting: str, fusion: str, rrf_k: float, fusion_alpha: float, quiet: bool,
           as_json: bool) -> None:
     """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too)."""
     settings = IndexSettings(
-        method=method, method_params={} if layer is None else {"layer": layer}, max_tokens=max_tokens,
+        method=method, method_params=_method_params(params, layer), max_tokens=max_tokens,
         legs=tuple(x.strip() for x in legs.split(",") if x.strip()), dense_kind=dense_index,
         sparse=SparseConfig(top_k, query_top_m, pc_alpha, final_norm, weighting), fusion=fusion,
         rrf_k=rrf_k, weights={"dense": fusion_alpha, "sparse": 1.0 - fusion_alpha})

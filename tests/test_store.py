@@ -48,7 +48,9 @@ def test_index_refuses_another_model(tmp_path, tiny_backbone, backbone, tiny_mod
         Retriever.load(tiny_index.path, backbone=backbone)
     with pytest.raises(BadIndexError, match="was built with model 'smollm2-135m'"):
         Retriever.load(demo_index.path, model=str(tiny_model))
-    assert Retriever.load(tiny_index.path, backbone=tiny_backbone).search("bees", k=1)
+    with pytest.raises(BadIndexError, match="was built with method 'prompteol', not 'mean'"):
+        Retriever.load(tiny_index.path, backbone=tiny_backbone, method="mean")
+    assert Retriever.load(tiny_index.path, backbone=tiny_backbone, method="prompteol").search("bees", k=1)
 
 
 def test_interrupted_build_keeps_the_old_index(tmp_path, tiny_backbone, monkeypatch):

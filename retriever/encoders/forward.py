@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import Method, StopForward
-from .prompts import normalize, split_template
+from .base import BatchInfo, Capture, Method, StopForward
+from .prompts import normalize
 
 
 @dataclass
 class EncodeStats:
     texts: int = 0
-    tokens: int = 0  # real tokens run through the model, prompt included
+    tokens: int = 0  # real tokens run through the model, prompt included, summed over passes
     padded_tokens: int = 0  # tokens in the padded batches: tokens / padded_tokens is the padding efficiency
     truncated: int = 0
 
@@ -32,18 +32,8 @@ class EncodeStats:
 @dataclass
 class Encoded:
     dense: np.ndarray  # (n, D) float32
-    residual: np.ndarray  # (n, hidden) float32, raw residual stream
+    residual: np.ndarray  # (n, hidden) float32, residual-stream vector
     stats: EncodeStats
-
-
-def _special_prefix(tokenizer, text: str) -> list[int]:
-    """Token ids the tokenizer puts before any text (a BOS for Gemma, nothing for SmolLM2)."""
-    plain = tokenizer(text, add_special_tokens=False).input_ids
-    full = tokenizer(text).input_ids
-    for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
-            return full[:start]
-    return []
 
 
 def _stop(*_args) -> None:
@@ -59,19 +49,31 @@ class Encoder:
             raise ValueError("max_tokens must be at least 1")
         self.backbone, self.method = backbone, method
         self.max_tokens, self.batch_tokens, self.max_batch = max_tokens, batch_tokens, max_batch
+        self.prompts = [method.prompt_ids(backbone.tokenizer, t) for t in method.templates]
         tok = backbone.tokenizer
-        prefix, suffix = split_template(method.template) if method.template else ("", "")
-        self.prefix_ids = _special_prefix(tok, prefix or "a") + tok(prefix, add_special_tokens=False).input_ids
-        self.suffix_ids = tok(suffix, add_special_tokens=False).input_ids if suffix else []
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
 
-    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
-        """Model inputs for each text, and how many texts were cut to the token budget."""
-        prepared = [normalize(t) if self.method.template else t for t in texts]
+    @property
+    def prefix_ids(self) -> list[int]:
+        return self.prompts[0][0]
+
+    @property
+    def suffix_ids(self) -> list[int]:
+        return self.prompts[0][1]
+
+    def bodies(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """Each text's own token ids within the budget, and how many texts were cut."""
+        prepared = [normalize(t) if self.method.templates[0] else t for t in texts]
         bodies = self.backbone.tokenizer(prepared, add_special_tokens=False).input_ids if prepared else []
         truncated = sum(len(b) > self.max_tokens for b in bodies)
-        return [self.prefix_ids + b[: self.max_tokens] + self.suffix_ids for b in bodies], truncated
+        return [b[: self.max_tokens] for b in bodies], truncated
+
+    def token_ids(self, texts: Sequence[str], prompt: int = 0) -> tuple[list[list[int]], int]:
+        """Model inputs for each text with one of the method's prompts."""
+        bodies, truncated = self.bodies(texts)
+        prefix, suffix = self.prompts[prompt]
+        return [prefix + b + suffix for b in bodies], truncated
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group text indices longest first so each batch pads little and stays within the token budget."""
@@ -85,19 +87,23 @@ class Encoder:
                 groups.append([i])
         return groups
 
-    def forward(self, inputs: Sequence[list[int]]):
+    def forward(self, inputs: Sequence[list[int]], prompt: int = 0) -> Capture:
         """One left-padded forward pass; returns the method's Capture for these inputs."""
         width = max(len(ids) for ids in inputs)
+        prefix, suffix = (len(x) for x in self.prompts[prompt])
         ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        text_mask = torch.zeros((len(inputs), width), dtype=torch.long)
         for row, seq in enumerate(inputs):
             ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
             mask[row, width - len(seq):] = 1
+            text_mask[row, width - len(seq) + prefix: width - suffix] = 1
         device = self.backbone.device
         ids, mask = ids.to(device), mask.to(device)
+        batch = BatchInfo(mask, text_mask.to(device), (width - mask.sum(1)), prefix)
         # Positions count real tokens only, so a text gets the same embedding alone or in a padded batch.
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        handles, result = self.method.attach(self.backbone, mask)
+        handles, result = self.method.attach(self.backbone, batch)
         stop_at = self.method.layers_needed(self.backbone.num_layers)
         stopper = self.backbone.decoder.embed_tokens if stop_at == 0 else self.backbone.layers[stop_at - 1]
         handles.append(stopper.register_forward_hook(_stop))
@@ -113,22 +119,28 @@ class Encoder:
         return result()
 
     def encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None = None) -> Encoded:
-        """Vectors for texts, in input order. on_batch(texts, tokens) is called after each batch."""
-        inputs, truncated = self.token_ids(texts)
+        """Vectors for texts, in input order, averaged over the method's prompts.
+
+        on_batch(texts, tokens) is called after each batch (texts counted on the last prompt only).
+        """
+        bodies, truncated = self.bodies(texts)
         stats = EncodeStats(texts=len(texts), truncated=truncated)
-        if not inputs:
-            empty = np.zeros((0, self.backbone.hidden_size), np.float32)
-            return Encoded(empty, empty.copy(), stats)
-        dense: list[np.ndarray | None] = [None] * len(inputs)
-        residual: list[np.ndarray | None] = [None] * len(inputs)
-        for group in self.batches([len(x) for x in inputs]):
-            capture = self.forward([inputs[i] for i in group])
-            for row, i in enumerate(group):
-                dense[i] = capture.dense[row].cpu().numpy()
-                residual[i] = capture.residual[row].cpu().numpy()
-            tokens = sum(len(inputs[i]) for i in group)
-            stats.tokens += tokens
-            stats.padded_tokens += len(group) * len(inputs[group[0]])
-            if on_batch:
-                on_batch(len(group), tokens)
-        return Encoded(np.stack(dense), np.stack(residual), stats)
+        hidden = self.backbone.hidden_size
+        if not bodies:
+            return Encoded(np.zeros((0, hidden), np.float32), np.zeros((0, hidden), np.float32), stats)
+        dense = residual = None
+        for p, (prefix, suffix) in enumerate(self.prompts):
+            inputs = [prefix + b + suffix for b in bodies]
+            for group in self.batches([len(x) for x in inputs]):
+                capture = self.forward([inputs[i] for i in group], prompt=p)
+                if dense is None:
+                    dense = np.zeros((len(inputs), capture.dense.shape[1]), np.float32)
+                    residual = np.zeros((len(inputs), capture.residual.shape[1]), np.float32)
+                dense[group] += capture.dense.cpu().numpy() / len(self.prompts)
+                residual[group] += capture.residual.cpu().numpy() / len(self.prompts)
+                tokens = sum(len(inputs[i]) for i in group)
+                stats.tokens += tokens
+                stats.padded_tokens += len(group) * len(inputs[group[0]])
+                if on_batch:
+                    on_batch(len(group) if p == len(self.prompts) - 1 else 0, tokens)
+        return Encoded(dense, residual, stats)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .base import Capture, Method
+from .base import BatchInfo, Capture, Method, Result
 
 
 def layer_output(output: Any) -> torch.Tensor:
@@ -31,13 +31,15 @@ class HiddenStatePooling(Method):
     the raw (pre-norm) pooled stream; the sparse index decides whether to normalise it.
     """
 
-    def __init__(self, name: str, pooling: str, template: str | None, layer: int | None = None):
+    def __init__(self, name: str, pooling: str, templates: tuple[str | None, ...] = (None,),
+                 layer: int | None = None):
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', not {pooling!r}")
-        self.name, self.pooling, self.template, self.layer = name, pooling, template, layer
+        self.name, self.pooling, self.layer = name, pooling, layer
+        self.templates = tuple(templates)
 
     def parameters(self) -> dict[str, Any]:
-        return {"pooling": self.pooling, "template": self.template, "layer": self.layer}
+        return {"pooling": self.pooling, "templates": list(self.templates), "layer": self.layer}
 
     def output_layer(self, num_layers: int) -> int:
         layer = num_layers if self.layer is None else self.layer
@@ -48,7 +50,7 @@ class HiddenStatePooling(Method):
     def layers_needed(self, num_layers: int) -> int:
         return self.output_layer(num_layers)
 
-    def attach(self, backbone: Any, attention_mask: torch.Tensor) -> tuple[list, Any]:
+    def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layer = self.output_layer(backbone.num_layers)
         module = backbone.decoder.embed_tokens if layer == 0 else backbone.layers[layer - 1]
         is_last = layer == backbone.num_layers
@@ -61,8 +63,8 @@ class HiddenStatePooling(Method):
                 residual = states[:, -1]
                 dense = norm(residual) if is_last else residual
             else:
-                residual = masked_mean(states, attention_mask)
-                dense = masked_mean(norm(states), attention_mask) if is_last else residual
+                residual = masked_mean(states, batch.mask)
+                dense = masked_mean(norm(states), batch.mask) if is_last else residual
             result["capture"] = Capture(dense.float(), residual.float())
 
         return [module.register_forward_hook(hook)], lambda: result["capture"]
