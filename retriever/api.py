@@ -16,7 +16,9 @@ from typing import Any
 
 from .backbones import DEFAULT_MODEL, Backbone, load_backbone, resolve
 from .corpus import Document, documents_from, read_corpus
+from .encoders import Encoder, make_method
 from .errors import BadIndexError
+from .evaluate import sts_spearman
 from .indexer import IndexSettings, Progress, build_index
 from .searcher import MODES, Searcher
 from .store import disk_size, home, last_built, read_manifest
@@ -139,3 +141,18 @@ def info(path: str | Path | None = None) -> dict[str, Any]:
     folder = Path(path) if path is not None else last_built()
     manifest = read_manifest(folder)
     return {"path": str(folder.resolve()), "size_bytes": disk_size(folder), **manifest}
+
+
+def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompteol",), *,
+                 model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
+                 max_tokens: int = 512, quiet: bool = True) -> list[dict[str, Any]]:
+    """Spearman x100 of each method on each STS file, with its encoding cost; one row per method and file."""
+    backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
+    rows = []
+    for name in methods:
+        encoder = Encoder(backbone, make_method(name), max_tokens)
+        encoder.encode(["A warm-up sentence, so the first method does not pay for lazy initialisation."])
+        for file in files:
+            result = sts_spearman(lambda texts, e=encoder: e.encode(texts).dense, file)
+            rows.append({"method": name, "file": str(file), "model": backbone.name, **result})
+    return rows

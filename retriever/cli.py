@@ -230,6 +230,33 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         click.echo(f"{key:<28} {value}")
 
 
+@main.group("eval")
+def eval_group() -> None:
+    """Offline evaluation."""
+
+
+@eval_group.command("sts")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--method", "methods", default=DEFAULT_METHOD, show_default=True,
+              help=f"Comma-separated methods: {', '.join(method_names())}.")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto")
+@click.option("--json", "as_json", is_flag=True)
+def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_json: bool) -> None:
+    """Spearman x100 between cosine similarity and gold scores (TSV: sentence1, sentence2, score)."""
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    rows = api.evaluate_sts(files, names, model=model, dtype=dtype)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    base = {r["file"]: r["seconds_per_1000"] for r in rows if r["method"] == names[0]}
+    click.echo(f"{'method':<16} {'file':<40} {'spearman':>9} {'s/1k sent':>10} {'cost vs ' + names[0]:>14}")
+    for r in rows:
+        ratio = r["seconds_per_1000"] / base[r["file"]] if base.get(r["file"]) else float("nan")
+        click.echo(f"{r['method']:<16} {r['file'][-40:]:<40} {r['spearman']:>9.2f} {r['seconds_per_1000']:>10.2f} "
+                   f"{ratio:>13.2f}x")
+
+
 @main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+import io
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
 
 MEASURES = {"ndcg_cut_10": "nDCG@10", "recall_100": "Recall@100", "recip_rank": "MRR", "map": "MAP"}
 
@@ -21,3 +29,51 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     full_run = {q: dict(run.get(q, {})) or {"__none__": 0.0} for q in judged}
     per_query = pytrec_eval.RelevanceEvaluator(judged, set(measures)).evaluate(full_run)
     return {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in measures}
+
+
+def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
+    """STS pairs from a TSV with a header sentence1, sentence2, score (no quoting, as the datasets ship)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path)) from None
+    rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or [c.strip().lower() for c in rows[0][:3]] != ["sentence1", "sentence2", "score"]:
+        raise InputError("expected a header: sentence1, sentence2, score", str(path), 1)
+    first, second, gold = [], [], []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) < 3:
+            raise InputError(f"expected 3 tab-separated fields, found {len(row)}", str(path), number)
+        try:
+            gold.append(float(row[2]))
+        except ValueError:
+            raise InputError(f"score is not a number: {row[2]!r}", str(path), number, "score") from None
+        first.append(row[0])
+        second.append(row[1])
+    if not gold:
+        raise InputError("no sentence pairs", str(path))
+    return first, second, gold
+
+
+def sts_spearman(encode: Callable[[list[str]], np.ndarray], path: str | Path) -> dict[str, float]:
+    """Spearman x 100 between cosine similarity and the gold scores, as the papers report it.
+
+    Each distinct sentence is encoded once, whatever pairs it appears in.
+    """
+    from scipy.stats import spearmanr
+
+    first, second, gold = read_sts(path)
+    unique = list(dict.fromkeys(first + second))
+    started = time.perf_counter()
+    vectors = encode(unique)
+    seconds = time.perf_counter() - started
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    row = {s: i for i, s in enumerate(unique)}
+    cosine = np.einsum("ij,ij->i", unit[[row[s] for s in first]], unit[[row[s] for s in second]])
+    return {"spearman": float(spearmanr(cosine, gold).statistic * 100), "pairs": len(gold),
+            "sentences": len(unique), "seconds": seconds, "seconds_per_1000": seconds / len(unique) * 1000}

@@ -109,10 +109,13 @@ def test_tp_places_last_token_state_at_placeholder(backbone, monkeypatch):
 
     def attach_and_watch(bb, batch):
         handles, result = original(bb, batch)
+        def watch(i):
+            def hook(_module, args, kwargs):
+                seen[i] = (args[0] if args else kwargs["hidden_states"]).clone()
+            return hook
+
         for i in range(1, 7):
-            handles.append(bb.layers[i].register_forward_pre_hook(
-                lambda m, args, kwargs, i=i: seen.__setitem__(i, (args[0] if args else kwargs["hidden_states"]).clone()),
-                with_kwargs=True))
+            handles.append(bb.layers[i].register_forward_pre_hook(watch(i), with_kwargs=True))
         return handles, result
 
     monkeypatch.setattr(method, "attach", attach_and_watch)
