@@ -29,7 +29,7 @@ def sts_file(tmp_path):
 
 
 def test_read_sts_keeps_quotes_and_checks_fields(sts_file, tmp_path):
-    first, second, gold = read_sts(sts_file)
+    first, _, gold = read_sts(sts_file)
     assert first[5] == 'He said "hello" twice.' and gold == [p[2] for p in PAIRS]
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence1\tsentence2\tscore\na\tb\thigh\n")
