@@ -14,9 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from retriever.api import evaluate_sts  # noqa: E402
-from retriever.backbones import load_backbone  # noqa: E402
-from retriever.encoders import method_names  # noqa: E402
+from retriever.api import evaluate_sts
+from retriever.backbones import load_backbone
+from retriever.encoders import method_names
 
 ROOT = Path(__file__).resolve().parents[1]
 STS = ROOT.parent / "shared/data/sts"
@@ -40,7 +40,8 @@ def main() -> None:
             for row in evaluate_sts(files, [method], backbone=backbone):
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print(f"\n| model | method | {' | '.join(Path(f).parent.name for f in files)} | s / 1k sentences | cost vs prompteol |")
+    names = " | ".join(Path(f).parent.name for f in files)
+    print(f"\n| model | method | {names} | s / 1k sentences | cost vs prompteol |")
     print(f"|---|---|{'---|' * len(files)}---|---|")
     for model in dict.fromkeys(r["model"] for r in rows):
         base = [r for r in rows if r["model"] == model and r["method"] == "prompteol"]
