@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -135,7 +134,6 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
             "versions": _library_versions(),
-            "command": " ".join(sys.argv) if source else None,
         })
         path = writer.commit(manifest)
     remember_last(path)
