@@ -25,6 +25,7 @@ from .sparse import SparseIndex
 from .store import load_array, read_documents
 
 MODES = ("hybrid", "dense", "sparse")
+QUERY_CHUNK = 64
 
 
 @dataclass
@@ -105,32 +106,35 @@ class Searcher:
         legs = self._legs_for(mode)
         encoded = encoded or self.encode(queries)
         depth = max(depth, k) if len(legs) > 1 else k
-        sparse_all = self.sparse.score_all(encoded.sparse) if self.sparse is not None else None
         dense_top = self.dense.search(encoded.dense, depth)[1] if "dense" in legs else None
-        results = []
-        for qi in range(len(queries)):
-            lists = []
-            if dense_top is not None:
-                lists.append(dense_top[qi][dense_top[qi] >= 0])
-            if "sparse" in legs:
-                lists.append(_top_positive(sparse_all[qi], depth))
-            candidates = np.array(list(dict.fromkeys(np.concatenate(lists).tolist())), dtype=np.int64)
-            scores = self._exact_scores(encoded, qi, candidates, sparse_all)
-            fused = fuse({leg: scores[leg] for leg in legs}, self.settings.fusion, self.settings.rrf_k,
-                         self.settings.weights) if len(legs) > 1 else scores[legs[0]]
-            order = np.argsort(-fused, kind="stable")[:k]
-            results.append([Result(int(candidates[i]), float(fused[i]),
-                                   {leg: float(s[i]) for leg, s in scores.items()}) for i in order])
+        results: list[list[Result]] = []
+        for start in range(0, len(queries), QUERY_CHUNK):  # bounds the queries x documents score block
+            stop = min(start + QUERY_CHUNK, len(queries))
+            sparse_block = self.sparse.score_all(encoded.sparse[start:stop]) if self.sparse is not None else None
+            for qi in range(start, stop):
+                sparse_all = sparse_block[qi - start] if sparse_block is not None else None
+                lists = []
+                if dense_top is not None:
+                    lists.append(dense_top[qi][dense_top[qi] >= 0])
+                if "sparse" in legs:
+                    lists.append(_top_positive(sparse_all, depth))
+                candidates = np.array(list(dict.fromkeys(np.concatenate(lists).tolist())), dtype=np.int64)
+                scores = self._exact_scores(encoded, qi, candidates, sparse_all)
+                fused = fuse({leg: scores[leg] for leg in legs}, self.settings.fusion, self.settings.rrf_k,
+                             self.settings.weights) if len(legs) > 1 else scores[legs[0]]
+                order = np.argsort(-fused, kind="stable")[:k]
+                results.append([Result(int(candidates[i]), float(fused[i]),
+                                       {leg: float(s[i]) for leg, s in scores.items()}) for i in order])
         return results
 
     def _exact_scores(self, encoded: EncodedQueries, qi: int, candidates: np.ndarray,
-                      sparse_all: np.ndarray | None) -> dict[str, np.ndarray]:
+                      sparse_scores: np.ndarray | None) -> dict[str, np.ndarray]:
         """Every available leg's exact score for each candidate, whichever leg found it."""
         scores = {}
         if self.dense is not None:
             scores["dense"] = self.dense.score(encoded.dense[qi], candidates)
-        if sparse_all is not None:
-            scores["sparse"] = sparse_all[qi][candidates]
+        if sparse_scores is not None:  # this query's sparse score for every document
+            scores["sparse"] = sparse_scores[candidates]
         return scores
 
     def shared_tokens(self, encoded: EncodedQueries, qi: int, row: int, limit: int = 8) -> list[dict]:
