@@ -63,7 +63,7 @@ class _Progress:
         self.total, self.bar, self.tokens, self.started = total, None, 0, 0.0
 
     def __call__(self, docs: int, tokens: int) -> None:
-        if self.bar is None:  # started at the first batch, so model loading does not count as indexing
+        if self.bar is None:  # the indexer calls (0, 0) when it starts, so model loading is not counted
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, unit="doc", desc="indexing", file=sys.stderr, dynamic_ncols=True)

@@ -110,6 +110,8 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     encoder = Encoder(backbone, method, settings.max_tokens)
     stats, dense_parts, residual_parts, empty = EncodeStats(), [], [], 0
     with IndexWriter(target) as writer:
+        if progress:
+            progress(0, 0)  # the clock starts here: model loading is not indexing
         for chunk in _chunks(documents, CHUNK):
             writer.add_documents((d.id, d.title, d.text, d.metadata) for d in chunk)
             empty += sum(not d.content.strip() for d in chunk)
