@@ -118,7 +118,7 @@ class KeyTokenProjector:
     def documents(self, lexical: np.ndarray) -> sp.csr_matrix:
         """Document rows (documents x vocabulary): top-K tokens with positive weight."""
         ids, weights = self.top_tokens(lexical, self.config.top_k)
-        return rows_to_csr(ids, weights, self.vocab_size)
+        return ragged_to_csr(list(ids), list(weights), self.vocab_size)
 
     def queries(self, lexical: np.ndarray, own_tokens: Sequence[Sequence[int]],
                 chunk: int = 64) -> sp.csr_matrix:
@@ -142,10 +142,6 @@ class KeyTokenProjector:
                 rows_ids.append(np.fromiter(chosen.keys(), np.int32, len(chosen)))
                 rows_w.append(np.fromiter(chosen.values(), np.float32, len(chosen)))
         return ragged_to_csr(rows_ids, rows_w, self.vocab_size)
-
-
-def rows_to_csr(ids: np.ndarray, weights: np.ndarray, vocab_size: int) -> sp.csr_matrix:
-    return ragged_to_csr(list(ids), list(weights), vocab_size)
 
 
 def ragged_to_csr(ids: list[np.ndarray], weights: list[np.ndarray], vocab_size: int) -> sp.csr_matrix:

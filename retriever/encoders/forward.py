@@ -69,11 +69,15 @@ class Encoder:
         truncated = sum(len(b) > self.max_tokens for b in bodies)
         return [b[: self.max_tokens] for b in bodies], truncated
 
-    def token_ids(self, texts: Sequence[str], prompt: int = 0) -> tuple[list[list[int]], int]:
-        """Model inputs for each text with one of the method's prompts."""
-        bodies, truncated = self.bodies(texts)
+    def wrap(self, bodies: Sequence[list[int]], prompt: int = 0) -> list[list[int]]:
+        """Model inputs: each text's ids inside one of the method's prompts."""
         prefix, suffix = self.prompts[prompt]
-        return [prefix + b + suffix for b in bodies], truncated
+        return [prefix + b + suffix for b in bodies]
+
+    def token_ids(self, texts: Sequence[str], prompt: int = 0) -> tuple[list[list[int]], int]:
+        """Model inputs for each text with one of the method's prompts, and how many were cut."""
+        bodies, truncated = self.bodies(texts)
+        return self.wrap(bodies, prompt), truncated
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group text indices longest first so each batch pads little and stays within the token budget."""
@@ -129,8 +133,8 @@ class Encoder:
         if not bodies:
             return Encoded(np.zeros((0, hidden), np.float32), np.zeros((0, hidden), np.float32), stats)
         dense = residual = None
-        for p, (prefix, suffix) in enumerate(self.prompts):
-            inputs = [prefix + b + suffix for b in bodies]
+        for p in range(len(self.prompts)):
+            inputs = self.wrap(bodies, p)
             for group in self.batches([len(x) for x in inputs]):
                 capture = self.forward([inputs[i] for i in group], prompt=p)
                 if dense is None:
