@@ -116,7 +116,7 @@ class Retriever:
     def search_batch(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
                      explain: bool = False) -> list[list[Hit]]:
         """Search many queries at once: they are encoded in length-sorted batches and scored together."""
-        encoded = self.searcher.encode(queries)
+        encoded = self.searcher.encode(queries, self.searcher.legs_for(mode))
         results = self.searcher.search(queries, k=k, mode=mode, encoded=encoded)
         docs = self.searcher.documents
         rows = sorted({r.row for per_query in results for r in per_query})

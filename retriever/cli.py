@@ -17,7 +17,8 @@ from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
 from .fusion import FUSIONS
-from .indexer import LEGS, IndexSettings
+from .indexer import DEFAULT_WEIGHTS, LEGS, IndexSettings
+from .lexical import LexicalConfig
 from .searcher import MODES
 from .sparse import WEIGHTINGS, SparseConfig
 from .store import home
@@ -92,66 +93,109 @@ def _method_params(pairs: tuple[str, ...], layer: int | None) -> dict:
     return params
 
 
+def _weights(pairs: tuple[str, ...]) -> dict[str, float]:
+    weights = dict(DEFAULT_WEIGHTS)
+    for pair in pairs:
+        leg, sep, value = pair.partition("=")
+        try:
+            if not sep or leg not in LEGS or float(value) < 0:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected LEG=WEIGHT with LEG one of {', '.join(LEGS)} and WEIGHT >= 0, "
+                                     f"got {pair!r}", param_hint="--weight") from None
+        weights[leg] = float(value)
+    return weights
+
+
+_INDEX_OPTIONS = [
+    click.option("--model", default=DEFAULT_MODEL, show_default=True,
+                 help=f"A preset ({', '.join(PRESETS)}), a .gguf file or a transformers folder."),
+    click.option("--method", type=click.Choice(method_names()), default=DEFAULT_METHOD, show_default=True,
+                 help="Embedding method; tp-* adds Token Prepending; metaeol costs 8 forward passes per text."),
+    click.option("--layer", type=int, default=None, help="Output layer (default: the last)."),
+    click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                 help="Method parameter, e.g. layers=last-third, tokens=text, tp_start=1, tp_exit=6 (repeatable)."),
+    click.option("--max-tokens", type=click.IntRange(min=1), default=IndexSettings.max_tokens, show_default=True,
+                 help="Token budget per document; longer ones are truncated (counted in the manifest)."),
+    click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto",
+                 show_default=True, help="auto: bf16 where the hardware has it, else fp32."),
+    click.option("--legs", default=",".join(LEGS), show_default=True,
+                 help="Legs to build, comma separated (dense, sparse = key tokens, lexical = BM25)."),
+    click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True),
+    click.option("--top-k", type=click.IntRange(min=1), default=SparseConfig.top_k, show_default=True,
+                 help="Vocabulary tokens kept per document."),
+    click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
+                 show_default=True, help="Aligned tokens added to a query's own tokens."),
+    click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
+                 help="How much of the first principal component to remove before the vocabulary projection."),
+    click.option("--final-norm/--no-final-norm", default=SparseConfig.final_norm, show_default=True,
+                 help="Apply the model's final norm before projecting onto the vocabulary."),
+    click.option("--weighting", type=click.Choice(WEIGHTINGS), default=SparseConfig.weighting,
+                 show_default=True),
+    click.option("--k1", type=click.FloatRange(min=0), default=LexicalConfig.k1, show_default=True,
+                 help="BM25 term-frequency saturation."),
+    click.option("--b", "bm25_b", type=click.FloatRange(0, 1), default=LexicalConfig.b, show_default=True,
+                 help="BM25 length normalisation."),
+    click.option("--fusion", type=click.Choice(FUSIONS), default=IndexSettings.fusion, show_default=True),
+    click.option("--rrf-k", type=float, default=IndexSettings.rrf_k, show_default=True),
+    click.option("--weight", "weights", multiple=True, metavar="LEG=WEIGHT",
+                 help=f"Leg weight for --fusion convex (repeatable; defaults "
+                      f"{', '.join(f'{k}={v}' for k, v in DEFAULT_WEIGHTS.items())}, tuned on SciFact train)."),
+]
+
+
+def index_options(command):
+    """The options that shape an index, shared by `index` and `eval beir`."""
+    for option in reversed(_INDEX_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _settings(opts: dict) -> tuple[IndexSettings, dict]:
+    """IndexSettings from the shared options; returns the options it did not use (model, dtype)."""
+    settings = IndexSettings(
+        method=opts.pop("method"), method_params=_method_params(opts.pop("params"), opts.pop("layer")),
+        max_tokens=opts.pop("max_tokens"), legs=tuple(x.strip() for x in opts.pop("legs").split(",") if x.strip()),
+        dense_kind=opts.pop("dense_index"),
+        sparse=SparseConfig(opts.pop("top_k"), opts.pop("query_top_m"), opts.pop("pc_alpha"),
+                            opts.pop("final_norm"), opts.pop("weighting")),
+        lexical=LexicalConfig(k1=opts.pop("k1"), b=opts.pop("bm25_b")),
+        fusion=opts.pop("fusion"), rrf_k=opts.pop("rrf_k"), weights=_weights(opts.pop("weights")))
+    return settings, opts
+
+
+def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str,
+           quiet: bool) -> api.Retriever:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed build cleans up like Ctrl-C
+    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
+    try:
+        return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
+                                   progress=progress, quiet=quiet)
+    finally:
+        if progress:
+            progress.close()
+
+
 @main.command()
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option("--index", "index_dir", type=click.Path(path_type=Path),
               help="Index folder (default: indexes/<corpus name>).")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help=f"A preset ({', '.join(PRESETS)}), a .gguf file or a transformers folder.")
-@click.option("--method", type=click.Choice(method_names()), default=DEFAULT_METHOD, show_default=True,
-              help="Embedding method; tp-* adds Token Prepending; metaeol costs 8 forward passes per text.")
-@click.option("--layer", type=int, default=None, help="Output layer (default: the last).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Method parameter, e.g. layers=last-third, tokens=text, tp_start=1, tp_exit=6 (repeatable).")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Token budget per document; longer ones are truncated (counted in the manifest).")
-@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto",
-              show_default=True, help="auto: bf16 where the hardware has it, else fp32.")
-@click.option("--legs", default=",".join(LEGS), show_default=True, help="Legs to build, comma separated.")
-@click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True)
-@click.option("--top-k", type=click.IntRange(min=1), default=SparseConfig.top_k, show_default=True,
-              help="Vocabulary tokens kept per document.")
-@click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
-              show_default=True, help="Aligned tokens added to a query's own tokens.")
-@click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
-              help="How much of the first principal component to remove before the vocabulary projection.")
-@click.option("--final-norm/--no-final-norm", default=SparseConfig.final_norm, show_default=True,
-              help="Apply the model's final norm before projecting onto the vocabulary.")
-@click.option("--weighting", type=click.Choice(WEIGHTINGS), default=SparseConfig.weighting, show_default=True)
-@click.option("--fusion", type=click.Choice(FUSIONS), default="rrf", show_default=True)
-@click.option("--rrf-k", type=float, default=60.0, show_default=True)
-@click.option("--fusion-alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Dense weight for --fusion convex (sparse gets 1 - alpha).")
+@index_options
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def index(corpus: Path, index_dir: Path | None, model: str, method: str, layer: int | None,
-          params: tuple[str, ...], max_tokens: int,
-          dtype: str, legs: str, dense_index: str, top_k: int, query_top_m: int, pc_alpha: float,
-          final_norm: bool, weighting: str, fusion: str, rrf_k: float, fusion_alpha: float, quiet: bool,
-          as_json: bool) -> None:
+def index(corpus: Path, index_dir: Path | None, quiet: bool, as_json: bool, **opts) -> None:
     """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too)."""
-    settings = IndexSettings(
-        method=method, method_params=_method_params(params, layer), max_tokens=max_tokens,
-        legs=tuple(x.strip() for x in legs.split(",") if x.strip()), dense_kind=dense_index,
-        sparse=SparseConfig(top_k, query_top_m, pc_alpha, final_norm, weighting), fusion=fusion,
-        rrf_k=rrf_k, weights={"dense": fusion_alpha, "sparse": 1.0 - fusion_alpha})
+    settings, opts = _settings(opts)
     target = index_dir or home() / corpus.name.split(".")[0]
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed build cleans up like Ctrl-C
-    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
-    try:
-        retriever = api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
-                                        progress=progress, quiet=quiet)
-    finally:
-        if progress:
-            progress.close()
+    retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet)
     m = retriever.manifest
     if as_json:
         click.echo(json.dumps(api.info(target), indent=2, ensure_ascii=False))
     elif not quiet:
         rate = m["tokens_embedded"] / max(m["build_seconds"], 1e-9)
         click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s "
-                   f"({rate:,.0f} tokens/s); {m['documents_truncated']:,} truncated to {max_tokens} tokens",
-                   err=True)
+                   f"({rate:,.0f} tokens/s); {m['documents_truncated']:,} truncated to {settings.max_tokens} "
+                   "tokens", err=True)
         if m["documents_empty"]:
             click.echo(f"warning: {m['documents_empty']} documents have no text and no title", err=True)
 

@@ -25,11 +25,14 @@ from .dense import KINDS, DenseIndex
 from .encoders import Encoder, EncodeStats, make_method
 from .errors import InputError, RetrieverError
 from .fusion import FUSIONS
+from .lexical import VOCAB_FILE, LexicalBuilder, LexicalConfig, vocabulary_bytes
 from .sparse import KeyTokenProjector, SparseConfig, SparseIndex
 from .store import IndexWriter, remember_last
 
-LEGS = ("dense", "sparse")
+LEGS = ("dense", "sparse", "lexical")
+MODEL_LEGS = ("dense", "sparse")  # the legs that need the LLM's forward pass
 DENSE_FAISS = "dense.faiss"
+DEFAULT_WEIGHTS = {"dense": 0.5, "sparse": 0.5, "lexical": 0.5}
 CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
 
 
@@ -43,9 +46,10 @@ class IndexSettings:
     legs: tuple[str, ...] = LEGS
     dense_kind: str = "flat"
     sparse: SparseConfig = field(default_factory=SparseConfig)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
     fusion: str = "rrf"
     rrf_k: float = 60.0
-    weights: dict[str, float] = field(default_factory=lambda: {"dense": 0.5, "sparse": 0.5})
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     def __post_init__(self):
         self.legs = tuple(self.legs)
@@ -59,6 +63,12 @@ class IndexSettings:
             raise RetrieverError("max_tokens must be at least 1")
         if isinstance(self.sparse, dict):
             self.sparse = SparseConfig(**self.sparse)
+        if isinstance(self.lexical, dict):
+            self.lexical = LexicalConfig(**self.lexical)
+
+    @property
+    def needs_model(self) -> bool:
+        return any(leg in MODEL_LEGS for leg in self.legs)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,7 +77,7 @@ class IndexSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
-        return cls(**{**data, "sparse": SparseConfig(**data["sparse"])})
+        return cls(**data)
 
 
 def excluded_token_ids(tokenizer) -> list[int]:
@@ -108,26 +118,34 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     started = time.perf_counter()
     method = make_method(settings.method, **settings.method_params)
     encoder = Encoder(backbone, method, settings.max_tokens)
-    stats, dense_parts, residual_parts, empty = EncodeStats(), [], [], 0
+    stats, dense_parts, residual_parts, count, empty = EncodeStats(), [], [], 0, 0
+    lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
     with IndexWriter(target) as writer:
         if progress:
             progress(0, 0)  # the clock starts here: model loading is not indexing
         for chunk in _chunks(documents, CHUNK):
             writer.add_documents((d.id, d.title, d.text, d.metadata) for d in chunk)
             empty += sum(not d.content.strip() for d in chunk)
-            encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
-            stats.add(encoded.stats)
-            dense_parts.append(encoded.dense)
-            residual_parts.append(encoded.residual)
-        if stats.texts == 0:
+            count += len(chunk)
+            if lexical is not None:
+                lexical.add(d.content for d in chunk)
+            if settings.needs_model:
+                encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
+                stats.add(encoded.stats)
+                dense_parts.append(encoded.dense)
+                residual_parts.append(encoded.residual)
+            elif progress:
+                progress(len(chunk), 0)
+        if count == 0:
             raise InputError("empty corpus: no documents", source)
-        manifest = _write_legs(writer, backbone, settings, np.concatenate(dense_parts),
-                               np.concatenate(residual_parts))
+        manifest = _write_model_legs(writer, backbone, settings, dense_parts, residual_parts)
+        if lexical is not None:
+            manifest.update(_write_lexical(writer, lexical))
         manifest.update({
             "model": backbone.describe(),
             "settings": settings.to_dict(),
             "method_parameters": method.parameters(),
-            "documents": stats.texts,
+            "documents": count,
             "documents_empty": empty,
             "documents_truncated": stats.truncated,
             "tokens_embedded": stats.tokens,
@@ -142,20 +160,23 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     return manifest
 
 
-def _write_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense: np.ndarray,
-                residual: np.ndarray) -> dict[str, Any]:
+def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense_parts: list[np.ndarray],
+                      residual_parts: list[np.ndarray]) -> dict[str, Any]:
     info: dict[str, Any] = {}
+    if not settings.needs_model:
+        return info
+    dense, residual = np.concatenate(dense_parts), np.concatenate(residual_parts)
     if "dense" in settings.legs:
         index = DenseIndex.build(dense, settings.dense_kind)
         writer.add_array("dense", index.vectors)
         writer.add_file(DENSE_FAISS, faiss.serialize_index(index.index).tobytes())
         info["dense_dim"] = int(dense.shape[1])
-    projector = make_projector(backbone, settings)
-    lexical = projector.lexical(residual)
-    u1 = projector.fit(lexical)
-    writer.add_array("u1", u1)
-    info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
     if "sparse" in settings.legs:
+        projector = make_projector(backbone, settings)
+        lexical = projector.lexical(residual)
+        u1 = projector.fit(lexical)
+        writer.add_array("u1", u1)
+        info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
         sparse = SparseIndex(projector.documents(lexical))
         for name, matrix in (("sparse_rows", sparse.doc_rows), ("sparse_postings", sparse.postings)):
             writer.add_array(f"{name}_indptr", matrix.indptr)
@@ -164,3 +185,11 @@ def _write_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense: n
         info["sparse_nnz"] = int(sparse.doc_rows.nnz)
         info["vocab_size"] = projector.vocab_size
     return info
+
+
+def _write_lexical(writer: IndexWriter, lexical: LexicalBuilder) -> dict[str, Any]:
+    postings = lexical.postings()
+    writer.add_file(VOCAB_FILE, vocabulary_bytes(lexical.vocabulary()))
+    for part in ("indptr", "indices", "data"):
+        writer.add_array(f"lexical_postings_{part}", getattr(postings, part))
+    return {"lexical_vocab_size": postings.shape[0], "lexical_nnz": int(postings.nnz)}

@@ -1,14 +1,14 @@
 """Answering queries against a built index: encode once, search each leg, rescore, fuse.
 
 Candidates are the union of the legs' top lists. A document one leg missed is rescored exactly by that
-leg (its stored vector, its stored sparse row) rather than given a guessed floor, so fusion always
-compares real scores.
+leg (its stored vector, its stored sparse row or postings) rather than given a guessed floor, so fusion
+always compares real scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,12 @@ from .dense import DenseIndex
 from .encoders import Encoder, make_method
 from .errors import BadIndexError, InputError, RetrieverError
 from .fusion import fuse
-from .indexer import DENSE_FAISS, IndexSettings, make_projector
+from .indexer import DENSE_FAISS, LEGS, MODEL_LEGS, IndexSettings, make_projector
+from .lexical import VOCAB_FILE, LexicalQueries, parse_vocabulary
 from .sparse import SparseIndex
-from .store import load_array, read_documents
+from .store import load_array, read_documents, read_file
 
-MODES = ("hybrid", "dense", "sparse")
+MODES = ("hybrid", "dense", "sparse", "lexical")
 QUERY_CHUNK = 64
 
 
@@ -37,8 +38,14 @@ class Result:
 
 @dataclass
 class EncodedQueries:
-    dense: np.ndarray
-    sparse: sp.csr_matrix
+    """Queries as each requested leg sees them: dense vectors, and rows over an inverted index's vocabulary."""
+
+    count: int
+    dense: np.ndarray | None = None
+    rows: dict[str, sp.csr_matrix] = field(default_factory=dict)  # "sparse", "lexical"
+
+    def has(self, leg: str) -> bool:
+        return self.dense is not None if leg == "dense" else leg in self.rows
 
 
 def _load_csr(folder: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -63,33 +70,47 @@ class Searcher:
         self.backbone = backbone
         self.encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
                                self.settings.max_tokens)
-        self.projector = make_projector(backbone, self.settings, np.array(load_array(folder, "u1")))
         self.documents = read_documents(folder)
         self.ids: list[str] = self.documents.column("id").to_pylist()
         n = len(self.ids)
         if n != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {n}")
-        self.dense = self.sparse = None
+        self.dense, self.projector, self.lexical = None, None, None
+        self.inverted: dict[str, SparseIndex] = {}  # the legs searched by a sparse product
         if "dense" in self.settings.legs:
             self.dense = DenseIndex(load_array(folder, "dense"), _read_faiss(folder / DENSE_FAISS))
         if "sparse" in self.settings.legs:
+            self.projector = make_projector(backbone, self.settings, np.array(load_array(folder, "u1")))
             vocab = self.projector.vocab_size
-            self.sparse = SparseIndex(_load_csr(folder, "sparse_rows", (n, vocab)),
-                                      _load_csr(folder, "sparse_postings", (vocab, n)))
-        self.legs = tuple(leg for leg in ("dense", "sparse") if getattr(self, leg) is not None)
+            self.inverted["sparse"] = SparseIndex(_load_csr(folder, "sparse_rows", (n, vocab)),
+                                                  _load_csr(folder, "sparse_postings", (vocab, n)))
+        if "lexical" in self.settings.legs:
+            vocabulary = parse_vocabulary(read_file(folder, VOCAB_FILE), str(folder / VOCAB_FILE))
+            self.lexical = LexicalQueries(self.settings.lexical, vocabulary)
+            self.inverted["lexical"] = SparseIndex.from_postings(
+                _load_csr(folder, "lexical_postings", (len(vocabulary), n)))
+        self.legs = tuple(leg for leg in LEGS if leg in self.settings.legs)
 
-    def encode(self, queries: Sequence[str]) -> EncodedQueries:
+    def encode(self, queries: Sequence[str], legs: Sequence[str] | None = None) -> EncodedQueries:
+        """Queries for the given legs (default: all); the LLM runs only when a leg needs it."""
+        legs = self.legs if legs is None else legs
         for i, q in enumerate(queries):
             if not isinstance(q, str) or not q.strip():
                 raise InputError("empty query" if isinstance(q, str) else "a query must be a string",
                                  "queries", i + 1)
-        encoded = self.encoder.encode(list(queries))
-        tokenizer = self.backbone.tokenizer
-        own = tokenizer([" " + q.strip() for q in queries], add_special_tokens=False).input_ids
-        sparse = self.projector.queries(self.projector.lexical(encoded.residual), own)
-        return EncodedQueries(encoded.dense, sparse)
+        encoded = EncodedQueries(len(queries))
+        if any(leg in MODEL_LEGS for leg in legs):
+            vectors = self.encoder.encode(list(queries))
+            if "dense" in legs:
+                encoded.dense = vectors.dense
+            if "sparse" in legs:
+                own = self.backbone.tokenizer([" " + q.strip() for q in queries], add_special_tokens=False).input_ids
+                encoded.rows["sparse"] = self.projector.queries(self.projector.lexical(vectors.residual), own)
+        if "lexical" in legs:
+            encoded.rows["lexical"] = self.lexical.encode(queries)
+        return encoded
 
-    def _legs_for(self, mode: str) -> tuple[str, ...]:
+    def legs_for(self, mode: str) -> tuple[str, ...]:
         if mode not in MODES:
             raise RetrieverError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "hybrid":
@@ -103,53 +124,61 @@ class Searcher:
         """Top-k results per query. depth: how deep each leg's list goes before fusion."""
         if k < 1:
             raise RetrieverError("k must be at least 1")
-        legs = self._legs_for(mode)
-        encoded = encoded or self.encode(queries)
+        legs = self.legs_for(mode)
+        encoded = encoded or self.encode(queries, legs)
         depth = max(depth, k) if len(legs) > 1 else k
-        dense_top = self.dense.search(encoded.dense, depth)[1] if "dense" in legs else None
         results: list[list[Result]] = []
-        for start in range(0, len(queries), QUERY_CHUNK):  # bounds the queries x documents score block
-            stop = min(start + QUERY_CHUNK, len(queries))
-            sparse_block = self.sparse.score_all(encoded.sparse[start:stop]) if self.sparse is not None else None
-            for qi in range(start, stop):
-                sparse_all = sparse_block[qi - start] if sparse_block is not None else None
-                lists = []
-                if dense_top is not None:
-                    lists.append(dense_top[qi][dense_top[qi] >= 0])
-                if "sparse" in legs:
-                    lists.append(_top_positive(sparse_all, depth))
-                candidates = np.array(list(dict.fromkeys(np.concatenate(lists).tolist())), dtype=np.int64)
-                scores = self._exact_scores(encoded, qi, candidates, sparse_all)
-                fused = fuse({leg: scores[leg] for leg in legs}, self.settings.fusion, self.settings.rrf_k,
-                             self.settings.weights) if len(legs) > 1 else scores[legs[0]]
-                order = np.argsort(-fused, kind="stable")[:k]
-                results.append([Result(int(candidates[i]), float(fused[i]),
-                                       {leg: float(s[i]) for leg, s in scores.items()}) for i in order])
+        for candidates, scores in self.candidates(encoded, legs, depth):
+            fused = fuse({leg: scores[leg] for leg in legs}, self.settings.fusion, self.settings.rrf_k,
+                         self.settings.weights) if len(legs) > 1 else scores[legs[0]]
+            order = np.argsort(-fused, kind="stable")[:k]
+            results.append([Result(int(candidates[i]), float(fused[i]),
+                                   {leg: float(s[i]) for leg, s in scores.items()}) for i in order])
         return results
 
-    def _exact_scores(self, encoded: EncodedQueries, qi: int, candidates: np.ndarray,
-                      sparse_scores: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Every available leg's exact score for each candidate, whichever leg found it."""
-        scores = {}
-        if self.dense is not None:
-            scores["dense"] = self.dense.score(encoded.dense[qi], candidates)
-        if sparse_scores is not None:  # this query's sparse score for every document
-            scores["sparse"] = sparse_scores[candidates]
-        return scores
+    def candidates(self, encoded: EncodedQueries, legs: Sequence[str],
+                   depth: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Per query: the union of the legs' top-depth lists, and every encoded leg's exact score for each.
+
+        A document one leg missed is rescored exactly by that leg, so fusion never guesses a score.
+        """
+        if missing := [leg for leg in legs if not encoded.has(leg)]:
+            raise RetrieverError(f"the queries were not encoded for the {', '.join(missing)} leg")
+        dense_top = self.dense.search(encoded.dense, depth)[1] if "dense" in legs else None
+        for start in range(0, encoded.count, QUERY_CHUNK):  # bounds the queries x documents score blocks
+            stop = min(start + QUERY_CHUNK, encoded.count)
+            blocks = {leg: self.inverted[leg].score_all(rows[start:stop]) for leg, rows in encoded.rows.items()}
+            for qi in range(start, stop):
+                full = {leg: block[qi - start] for leg, block in blocks.items()}
+                lists = [dense_top[qi][dense_top[qi] >= 0]] if dense_top is not None else []
+                lists += [_top_positive(full[leg], depth) for leg in legs if leg in full]
+                candidates = np.array(list(dict.fromkeys(np.concatenate(lists).tolist())), dtype=np.int64)
+                scores = {leg: s[candidates] for leg, s in full.items()}
+                if encoded.dense is not None:
+                    scores = {"dense": self.dense.score(encoded.dense[qi], candidates), **scores}
+                yield candidates, scores
 
     def shared_tokens(self, encoded: EncodedQueries, qi: int, row: int, limit: int = 8) -> list[dict]:
-        """Why a document matched: the vocabulary tokens it shares with the query, by contribution.
+        """Why a document matched: the key tokens it shares with the query by contribution, or, without
+        the key-token leg, the words it shares with it by BM25 contribution.
 
         Tokens that read the same (" bees" and "bees") are merged: the user sees words, not token ids.
         """
-        if self.sparse is None:
+        leg = next((leg for leg in ("sparse", "lexical") if leg in encoded.rows), None)
+        if leg is None:
             return []
         merged: dict[str, float] = {}
-        for token, weight in self.sparse.shared_tokens(encoded.sparse[qi], row):
-            text = self.backbone.tokenizer.decode([token]).strip() or repr(self.backbone.tokenizer.decode([token]))
+        for token, weight in self.inverted[leg].shared_tokens(encoded.rows[leg][qi], row):
+            text = self._token_text(leg, token)
             merged[text] = merged.get(text, 0.0) + weight
         top = sorted(merged.items(), key=lambda tw: -tw[1])[:limit]
         return [{"token": text, "weight": round(weight, 4)} for text, weight in top]
+
+    def _token_text(self, leg: str, token: int) -> str:
+        if leg == "lexical":
+            return self.lexical.vocabulary[token]
+        raw = self.backbone.tokenizer.decode([token])
+        return raw.strip() or repr(raw)
 
 
 def _top_positive(scores: np.ndarray, depth: int) -> np.ndarray:

@@ -166,6 +166,10 @@ class SparseIndex:
         self.doc_rows = doc_rows
         self.postings = postings if postings is not None else doc_rows.T.tocsr()
 
+    @classmethod
+    def from_postings(cls, postings: sp.csr_matrix) -> SparseIndex:
+        return cls(postings.T.tocsr(), postings)
+
     def __len__(self) -> int:
         return self.doc_rows.shape[0]
 

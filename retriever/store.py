@@ -159,6 +159,25 @@ def load_array(folder: str | Path, name: str, mmap: bool = True) -> np.ndarray:
         raise BadIndexError(f"{path}: cannot read ({exc})") from None
 
 
+def read_file(folder: str | Path, name: str) -> bytes:
+    path = Path(folder) / name
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadIndexError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def rewrite_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
+    """Replace a committed index's manifest atomically (after tuning): readers see the old or the new."""
+    path = Path(folder) / MANIFEST
+    temp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+    with open(temp, "w") as fh:
+        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
+
+
 def read_documents(folder: str | Path) -> pa.Table:
     path = Path(folder) / DOCUMENTS
     try:

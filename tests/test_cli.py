@@ -40,7 +40,7 @@ def test_index_search_info_round_trip(run, cli_home):
     assert payload["mode"] == "hybrid" and payload["hits"][0]["id"] == "bees"
     hit = payload["hits"][0]
     assert set(hit) == {"id", "rank", "score", "scores", "title", "snippet", "tokens"}
-    assert {"dense", "sparse"} == set(hit["scores"]) and hit["tokens"]
+    assert {"dense", "sparse", "lexical"} == set(hit["scores"]) and hit["tokens"]
 
     result = run("search", "lava and magma", "insulin", "--mode", "sparse", "--json", "-k", "1")
     assert [p["hits"][0]["id"] for p in json.loads(result.stdout)] == ["volcano", "diabetes"]

@@ -38,12 +38,12 @@ def test_explanation_tokens_are_the_documents_topic(demo_index):
         assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
 
 
-def test_hit_carries_title_snippet_and_both_leg_scores(demo_index):
+def test_hit_carries_title_snippet_and_every_leg_score(demo_index):
     hit = demo_index.search("sourdough starter and yeast", k=1)[0]
     assert hit.id == "bread"
     assert hit.title == "Baking sourdough bread"
     assert hit.snippet.startswith("Sourdough bread rises")
-    assert set(hit.scores) == {"dense", "sparse"}
+    assert set(hit.scores) == {"dense", "sparse", "lexical"}
     assert json.loads(json.dumps(hit.to_dict()))["id"] == "bread"
 
 

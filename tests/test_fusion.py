@@ -57,10 +57,13 @@ def test_engine_rescores_every_candidate_exactly(demo_index):
     encoded = searcher.encode([query])
     results = searcher.search([query], k=20, mode="hybrid", encoded=encoded)[0]
     q_dense = encoded.dense[0] / np.linalg.norm(encoded.dense[0])
-    q_sparse = encoded.sparse[0].toarray()[0]
+    q_sparse = encoded.rows["sparse"][0].toarray()[0]
+    q_words = encoded.rows["lexical"][0].toarray()[0]
+    lexical_postings = searcher.inverted["lexical"].postings.toarray()
     for r in results:
         assert r.leg_scores["dense"] == pytest.approx(float(searcher.dense.vectors[r.row] @ q_dense), abs=1e-5)
-        doc_row = searcher.sparse.doc_rows[r.row].toarray()[0]
+        doc_row = searcher.inverted["sparse"].doc_rows[r.row].toarray()[0]
         assert r.leg_scores["sparse"] == pytest.approx(float(doc_row @ q_sparse), rel=1e-5, abs=1e-5)
+        assert r.leg_scores["lexical"] == pytest.approx(float(q_words @ lexical_postings[:, r.row]), rel=1e-5)
     assert len(results) == 20
     assert [r.score for r in results] == sorted([r.score for r in results], reverse=True)

@@ -1,0 +1,144 @@
+"""The lexical leg: BM25 over stemmed words, as bm25s scores it.
+
+The LLM legs miss exact rare terms (gene names, numbers, acronyms) that BM25 finds at once, and on small
+models BM25 is the strongest leg by far, so it is indexed beside them by default. bm25s computes the BM25
+weights (eager scoring: each posting already holds its document's BM25 contribution), so a query is one
+sparse product over the same kind of inverted index as the key-token leg.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import BadIndexError, RetrieverError
+from .sparse import ragged_to_csr
+
+# bm25s's default splitter: words of two or more characters
+WORD = re.compile(r"(?u)\b\w\w+\b")
+VOCAB_FILE = "lexical_vocab.json"
+
+
+@dataclass
+class LexicalConfig:
+    """BM25 parameters (bm25s's defaults, Lucene's idf) and the text analysis; stored in the manifest."""
+
+    k1: float = 1.5
+    b: float = 0.75
+    stemmer: str = "english"  # a Snowball language (PyStemmer), or "" for none
+    stopwords: str = "en"  # a bm25s stopword list name, or "" for none
+
+    def __post_init__(self):
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise RetrieverError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, not k1={self.k1}, b={self.b}")
+
+
+class Analyzer:
+    """Text to the words BM25 counts: lowercase, split, drop stopwords, stem (bm25s's order)."""
+
+    def __init__(self, config: LexicalConfig):
+        from bm25s.tokenization import Tokenizer
+
+        try:
+            self.stopwords = frozenset(Tokenizer(stopwords=config.stopwords or None).stopwords)
+        except ValueError as exc:
+            raise RetrieverError(f"unknown stopword list {config.stopwords!r}: {exc}") from None
+        self._stem = self._make_stemmer(config.stemmer)
+        self._cache: dict[str, str] = {}
+
+    @staticmethod
+    def _make_stemmer(language: str):
+        if not language:
+            return None
+        import Stemmer
+
+        try:
+            return Stemmer.Stemmer(language).stemWord
+        except KeyError:
+            raise RetrieverError(f"unknown stemmer language {language!r}; "
+                                 f"one of {', '.join(Stemmer.algorithms())}") from None
+
+    def words(self, text: str) -> list[str]:
+        words = [w for w in WORD.findall(text.lower()) if w not in self.stopwords]
+        if self._stem is None:
+            return words
+        cache = self._cache
+        out = []
+        for w in words:
+            stem = cache.get(w)
+            if stem is None:
+                stem = cache[w] = self._stem(w)
+            out.append(stem)
+        return out
+
+
+class LexicalBuilder:
+    """Collects documents' word ids as they stream past; BM25 weights need the whole corpus's statistics
+    (document frequencies, average length), so they are computed once, at the end."""
+
+    def __init__(self, config: LexicalConfig):
+        self.config = config
+        self.analyzer = Analyzer(config)
+        self.vocab: dict[str, int] = {}
+        self.documents: list[list[int]] = []
+
+    def add(self, texts: Iterable[str]) -> None:
+        vocab = self.vocab
+        for text in texts:
+            self.documents.append([vocab.setdefault(w, len(vocab)) for w in self.analyzer.words(text)])
+
+    def postings(self) -> sp.csr_matrix:
+        """BM25 weight of every (word, document) pair, vocabulary x documents, from bm25s."""
+        import bm25s
+
+        n, vocab_size = len(self.documents), len(self.vocab)
+        if vocab_size == 0:
+            return sp.csr_matrix((0, n), dtype=np.float32)
+        model = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
+        model.index((self.documents, dict(zip(range(vocab_size), range(vocab_size), strict=True))),
+                    create_empty_token=False, show_progress=False)
+        s = model.scores  # column-compressed documents x words: indptr runs over words
+        return sp.csr_matrix((s["data"].astype(np.float32), s["indices"].astype(np.int32),
+                              s["indptr"].astype(np.int64)), shape=(vocab_size, n))
+
+    def vocabulary(self) -> list[str]:
+        return list(self.vocab)
+
+
+class LexicalQueries:
+    """Queries as word-count rows over an index's vocabulary; words the corpus never saw are dropped."""
+
+    def __init__(self, config: LexicalConfig, vocabulary: Sequence[str]):
+        self.analyzer = Analyzer(config)
+        self.vocabulary = list(vocabulary)
+        self.ids = {w: i for i, w in enumerate(self.vocabulary)}
+
+    def encode(self, queries: Sequence[str]) -> sp.csr_matrix:
+        rows_ids, rows_w = [], []
+        for query in queries:
+            counts: dict[int, int] = {}
+            for w in self.analyzer.words(query):
+                if (i := self.ids.get(w)) is not None:
+                    counts[i] = counts.get(i, 0) + 1
+            rows_ids.append(np.fromiter(counts.keys(), np.int32, len(counts)))
+            rows_w.append(np.fromiter(counts.values(), np.float32, len(counts)))
+        return ragged_to_csr(rows_ids, rows_w, len(self.vocabulary))
+
+
+def vocabulary_bytes(vocabulary: Sequence[str]) -> bytes:
+    return json.dumps(list(vocabulary), ensure_ascii=False).encode("utf-8")
+
+
+def parse_vocabulary(data: bytes, source: str) -> list[str]:
+    try:
+        vocabulary = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadIndexError(f"{source}: damaged vocabulary ({exc})") from None
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+        raise BadIndexError(f"{source}: the vocabulary must be a JSON list of strings")
+    return vocabulary
