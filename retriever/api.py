@@ -21,7 +21,7 @@ from .errors import BadIndexError
 from .evaluate import sts_spearman
 from .indexer import IndexSettings, Progress, build_index
 from .searcher import MODES, Searcher
-from .store import disk_size, home, last_built, read_manifest
+from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
 
 SNIPPET_CHARS = 240
 
@@ -127,6 +127,17 @@ class Retriever:
                      tokens=self.searcher.shared_tokens(encoded, qi, r.row) if explain else [])
                  for rank, r in enumerate(per_query, start=1)]
                 for qi, per_query in enumerate(results)]
+
+    def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
+                   record: dict[str, Any] | None = None) -> None:
+        """Store a fusion choice (e.g. tuned on a training split) in the index, for every later search."""
+        settings = IndexSettings.from_dict({**self.manifest["settings"], "fusion": fusion,
+                                            "weights": weights or self.manifest["settings"]["weights"]})
+        self.manifest = {**self.manifest, "settings": settings.to_dict()}
+        if record is not None:
+            self.manifest["tuned"] = record
+        rewrite_manifest(self.path, self.manifest)
+        self.searcher.settings = settings
 
     @property
     def modes(self) -> tuple[str, ...]:

@@ -301,6 +301,75 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
                    f"{ratio:>13.2f}x")
 
 
+@eval_group.command("beir")
+@click.argument("dataset", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="The qrels split to report.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index to reuse if it holds this corpus, else to build (default: indexes/beir-<dataset>).")
+@click.option("--rebuild", is_flag=True, help="Build the index even if --index already holds one.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Folder for run files and reports (default: <index>-eval/<split>).")
+@click.option("--tune", is_flag=True, help="Fit the fusion on --tune-split and store it in the index first.")
+@click.option("--tune-split", default="train", show_default=True)
+@click.option("--tune-step", type=click.FloatRange(0.01, 0.5), default=0.05, show_default=True,
+              help="Grid step of the fusion weights.")
+@click.option("--ignore-identical-ids", is_flag=True,
+              help="Drop a hit whose id is the query's id (BEIR's rule for ArguAna and Quora).")
+@click.option("--depth", type=click.IntRange(min=10), default=100, show_default=True)
+@click.option("--plot", "make_plot", is_flag=True, help="Also write report.png (needs matplotlib).")
+@index_options
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, out: Path | None, tune: bool,
+              tune_split: str, tune_step: float, ignore_identical_ids: bool, depth: int, make_plot: bool,
+              quiet: bool, as_json: bool, **opts) -> None:
+    """nDCG@10, Recall@100, MRR@10 and MAP of each leg and the fusion on a BEIR folder, in one run.
+
+    Index options apply when the index is built; a reused index keeps its own.
+    """
+    from .beir import evaluate_beir
+
+    settings, opts = _settings(opts)
+    index_dir = index_dir or home() / f"beir-{dataset.resolve().name}"
+    out = out or index_dir.parent / f"{index_dir.name}-eval" / split
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = None if quiet else _Progress(None)
+    queries_bar = None if quiet else _QueryProgress()
+    try:
+        report = evaluate_beir(dataset, out, index_dir=index_dir, split=split, settings=settings,
+                               model=opts["model"], dtype=opts["dtype"], rebuild=rebuild, tune=tune,
+                               tune_split=tune_split, tune_step=tune_step,
+                               ignore_identical_ids=ignore_identical_ids, depth=depth, make_plot=make_plot,
+                               progress=progress, on_queries=queries_bar, quiet=quiet)
+    finally:
+        for bar in (progress, queries_bar):
+            if bar:
+                bar.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    from .beir import markdown
+
+    click.echo(markdown(report))
+    click.echo(f"run files, report.json and report.md in {out}", err=True)
+
+
+class _QueryProgress:
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="query", desc="searching", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import InputError
 
 MEASURES = {"ndcg_cut_10": "nDCG@10", "recall_100": "Recall@100", "recip_rank": "MRR", "map": "MAP"}
+REPORTED = ("nDCG@10", "Recall@100", "MRR@10", "MAP@100")
 
 
 def run_from_hits(query_ids: Sequence[str], hits: Sequence[Sequence]) -> dict[str, dict[str, float]]:
@@ -29,6 +30,16 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     full_run = {q: dict(run.get(q, {})) or {"__none__": 0.0} for q in judged}
     per_query = pytrec_eval.RelevanceEvaluator(judged, set(measures)).evaluate(full_run)
     return {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in measures}
+
+
+def retrieval_measures(run: Mapping[str, Mapping[str, float]],
+                       qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """The BEIR table's measures: nDCG@10, Recall@100, MRR@10 (trec_eval's recip_rank on the run cut at
+    10) and MAP over the run's depth (100 here, where BEIR uses 1000)."""
+    full = evaluate(run, qrels, ["ndcg_cut_10", "recall_100", "map"])
+    top10 = {q: dict(sorted(docs.items(), key=lambda d: -d[1])[:10]) for q, docs in run.items()}
+    mrr = evaluate(top10, qrels, ["recip_rank"])["recip_rank"]
+    return {"nDCG@10": full["ndcg_cut_10"], "Recall@100": full["recall_100"], "MRR@10": mrr, "MAP@100": full["map"]}
 
 
 def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
