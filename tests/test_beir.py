@@ -118,3 +118,20 @@ def test_tuning_on_the_reported_split_and_another_corpus_are_refused(evaluated, 
         evaluate_beir(other, tmp_path / "o", index_dir=root / "index", backbone=backbone)
     with pytest.raises(InputError, match="no qrels for split 'dev'"):
         evaluate_beir(folder, tmp_path / "o", index_dir=root / "index", backbone=backbone, split="dev")
+
+
+def test_cli_eval_beir_lexical_only(tmp_path):
+    from click.testing import CliRunner
+
+    from retriever.cli import main
+
+    folder = make_beir(tmp_path / "mini")
+    args = ["eval", "beir", str(folder), "--legs", "lexical", "--index", str(tmp_path / "bm25"), "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["results"]) == {"lexical"} and report["results"]["lexical"]["nDCG@10"] > 0.5
+    assert (tmp_path / "bm25-eval" / "test" / "run.lexical.trec").exists()
+    result = CliRunner().invoke(main, [*args, "--tune", "--tune-split", "test"])
+    assert result.exit_code == 1 and "tuning on the reported split" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,51 @@
+"""SciFact quality table for docs/quality.md: each configuration through `retriever eval beir`.
+
+    python scripts/bench_quality.py [--data ../shared/data/beir/scifact] [--indexes /tmp/bench] [--only NAME,...]
+
+Builds each index unless it already exists under --indexes (on 2 CPU cores an LLM build takes 1-1.5 h),
+tunes the fusion on train, reports test, and prints one Markdown table of every leg and the fusion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from retriever.beir import evaluate_beir
+from retriever.indexer import IndexSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "bm25": IndexSettings(legs=("lexical",)),
+    "prompteol-512": IndexSettings(method="prompteol", max_tokens=512),
+    "va-256": IndexSettings(method="va", max_tokens=256),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--indexes", type=Path, default=ROOT / "indexes")
+    parser.add_argument("--only", default=",".join(CONFIGS))
+    args = parser.parse_args()
+    rows = []
+    for name in args.only.split(","):
+        settings = CONFIGS[name]
+        index = args.indexes / f"scifact-{name}"
+        report = evaluate_beir(args.data, index.parent / f"{index.name}-eval" / "test", index_dir=index,
+                               settings=settings, tune=len(settings.legs) > 1, make_plot=True, quiet=False)
+        print(json.dumps({"config": name, **report["results"], "fusion": report["fusion"]}), flush=True)
+        for run, values in report["results"].items():
+            rows.append((name, run, values))
+    print("\n| config | run | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |\n|---|---|---|---|---|---|")
+    for name, run, v in rows:
+        print(f"| {name} | {run} | {v['nDCG@10']:.4f} | {v['Recall@100']:.4f} | {v['MRR@10']:.4f} "
+              f"| {v['MAP@100']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
