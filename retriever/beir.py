@@ -21,7 +21,7 @@ from typing import Any
 from .api import Retriever
 from .corpus import read_corpus, read_qrels, read_queries
 from .errors import InputError
-from .evaluate import REPORTED, retrieval_measures
+from .evaluate import REPORTED, evaluate, retrieval_measures
 from .indexer import IndexSettings
 from .store import MANIFEST
 from .tuning import Run, Scored, fused_run, tune_weights
@@ -128,8 +128,6 @@ def _without_identical(run: Run, depth: int) -> Run:
 def weight_sweep(scored: Sequence[Scored], qrels, weights: dict[str, float], legs: Sequence[str],
                  steps: int = 10) -> dict[str, list[tuple[float, float]]]:
     """nDCG@10 as each leg's convex weight goes 0 -> 1, the others keeping their ratio (for the plot)."""
-    from .evaluate import evaluate
-
     curves = {}
     for leg in legs:
         others = {o: weights.get(o, 0.0) for o in legs if o != leg}

@@ -10,4 +10,5 @@ $R index retriever/data/demo.jsonl --index indexes/demo
 $R info --index indexes/demo
 $R search --index indexes/demo -k 3 "why does lava come out of a mountain" "how do bees make honey"
 $R search --index indexes/demo -k 3 --mode sparse "fix a flat bike tire"
+$R search --index indexes/demo -k 3 --mode lexical "insulin and blood sugar"
 $R search --index indexes/demo -k 1 --json "first man on the moon"
