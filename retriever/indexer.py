@@ -1,4 +1,5 @@
-"""Building an index: one forward pass per batch feeds both the dense and the key-token sparse leg.
+"""Building an index: one forward pass per batch feeds both the dense and the key-token sparse leg;
+the BM25 lexical leg counts the same documents' words and needs no model.
 
 Documents stream to Parquet as they are encoded; the dense and residual vectors are kept until the end,
 because the sparse leg needs the first principal component of the whole (sampled) corpus before it can
@@ -180,18 +181,21 @@ def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, de
         writer.add_array("u1", u1)
         info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
         sparse = SparseIndex(projector.documents(lexical))
-        for name, matrix in (("sparse_rows", sparse.doc_rows), ("sparse_postings", sparse.postings)):
-            writer.add_array(f"{name}_indptr", matrix.indptr)
-            writer.add_array(f"{name}_indices", matrix.indices)
-            writer.add_array(f"{name}_data", matrix.data)
+        _add_csr(writer, "sparse_rows", sparse.doc_rows)
+        _add_csr(writer, "sparse_postings", sparse.postings)
         info["sparse_nnz"] = int(sparse.doc_rows.nnz)
         info["vocab_size"] = projector.vocab_size
     return info
 
 
+def _add_csr(writer: IndexWriter, name: str, matrix) -> None:
+    """A CSR matrix as three plain .npy arrays (read back by searcher._load_csr): no pickle."""
+    for part in ("indptr", "indices", "data"):
+        writer.add_array(f"{name}_{part}", getattr(matrix, part))
+
+
 def _write_lexical(writer: IndexWriter, lexical: LexicalBuilder) -> dict[str, Any]:
     postings = lexical.postings()
     writer.add_file(VOCAB_FILE, vocabulary_bytes(lexical.vocabulary()))
-    for part in ("indptr", "indices", "data"):
-        writer.add_array(f"lexical_postings_{part}", getattr(postings, part))
+    _add_csr(writer, "lexical_postings", postings)
     return {"lexical_vocab_size": postings.shape[0], "lexical_nnz": int(postings.nnz)}
