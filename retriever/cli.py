@@ -302,7 +302,7 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
 
 
 @eval_group.command("beir")
-@click.argument("dataset", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dataset", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--split", default="test", show_default=True, help="The qrels split to report.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path),
               help="Index to reuse if it holds this corpus, else to build (default: indexes/beir-<dataset>).")
