@@ -6,9 +6,7 @@ corpus of millions of lines the user must be able to jump straight to the bad on
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -144,15 +142,25 @@ def read_queries(path: str | Path) -> dict[str, str]:
     return queries
 
 
+def read_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a tab-separated file without quoting, as BEIR qrels and STS files ship."""
+    path = Path(path)
+    for number, raw in enumerate(_open_lines(path), start=1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path), number) from None
+        yield number, line.split("\t") if line else []
+
+
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """BEIR qrels TSV with a header: query-id, corpus-id, score."""
-    path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
-    lines = (raw.decode("utf-8", errors="strict") for raw in _open_lines(path))
-    reader = csv.reader(io.StringIO("".join(lines)), delimiter="\t")
-    for number, row in enumerate(reader, start=1):
+    for number, row in read_tsv(path):
         if number == 1 and row and not row[-1].lstrip("-").isdigit():
             continue  # header
+        if not row:
+            continue
         if len(row) < 3:
             raise InputError("expected query-id, corpus-id, score", str(path), number)
         try:

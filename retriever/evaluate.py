@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .corpus import read_tsv
 from .errors import InputError
 
 MEASURES = {"ndcg_cut_10": "nDCG@10", "recall_100": "Recall@100", "recip_rank": "MRR", "map": "MAP"}
@@ -44,18 +43,12 @@ def retrieval_measures(run: Mapping[str, Mapping[str, float]],
 
 def read_sts(path: str | Path) -> tuple[list[str], list[str], list[float]]:
     """STS pairs from a TSV with a header sentence1, sentence2, score (no quoting, as the datasets ship)."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path)) from None
-    rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or [c.strip().lower() for c in rows[0][:3]] != ["sentence1", "sentence2", "score"]:
+    rows = read_tsv(path)
+    header = next(rows, (1, []))[1]
+    if [c.strip().lower() for c in header[:3]] != ["sentence1", "sentence2", "score"]:
         raise InputError("expected a header: sentence1, sentence2, score", str(path), 1)
     first, second, gold = [], [], []
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in rows:
         if not row:
             continue
         if len(row) < 3:

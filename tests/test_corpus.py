@@ -86,3 +86,8 @@ def test_queries_and_qrels(tmp_path):
     qrels.write_text("query-id\tcorpus-id\tscore\n1\ta\thigh\n")
     with pytest.raises(InputError, match=r"test.tsv:2.*score"):
         read_qrels(qrels)
+    qrels.write_bytes(b"query-id\tcorpus-id\tscore\n1\ta\t1\n1\t\xff\xfe\t1\n")
+    with pytest.raises(InputError, match=r"test.tsv:3.*invalid UTF-8"):
+        read_qrels(qrels)
+    qrels.write_text("query-id\tcorpus-id\tscore\r\n1\ta\t1\r\n\r\n2\tb\t0\r\n")  # CRLF and a blank line
+    assert read_qrels(qrels) == {"1": {"a": 1}, "2": {"b": 0}}
