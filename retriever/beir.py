@@ -131,13 +131,12 @@ def weight_sweep(scored: Sequence[Scored], qrels, weights: dict[str, float], leg
     curves = {}
     for leg in legs:
         others = {o: weights.get(o, 0.0) for o in legs if o != leg}
-        total = sum(others.values()) or 1.0
+        total = sum(others.values())
+        shares = {o: (v / total if total else 1 / len(others)) for o, v in others.items()}
         points = []
         for i in range(steps + 1):
             w = i / steps
-            mix = {leg: w, **{o: (1 - w) * (v / total if sum(others.values()) else 1 / len(others))
-                              for o, v in others.items()}}
-            run = fused_run(scored, "convex", mix)
+            run = fused_run(scored, "convex", {leg: w, **{o: (1 - w) * share for o, share in shares.items()}})
             points.append((w, evaluate(run, qrels, ["ndcg_cut_10"])["ndcg_cut_10"]))
         curves[leg] = points
     return curves

@@ -58,21 +58,23 @@ def _count_lines(path: Path) -> int | None:
 
 
 class _Progress:
-    """Documents done, tokens/s and time left on stderr."""
+    """Items done, tokens/s (when tokens are counted) and time left on stderr."""
 
-    def __init__(self, total: int | None):
-        self.total, self.bar, self.tokens, self.started = total, None, 0, 0.0
+    def __init__(self, total: int | None, unit: str = "doc", desc: str = "indexing"):
+        self.total, self.unit, self.desc = total, unit, desc
+        self.bar, self.tokens, self.started = None, 0, 0.0
 
-    def __call__(self, docs: int, tokens: int) -> None:
+    def __call__(self, done: int, tokens: int = 0) -> None:
         if self.bar is None:  # the indexer calls (0, 0) when it starts, so model loading is not counted
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="doc", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, file=sys.stderr, dynamic_ncols=True)
             self.started = time.perf_counter()
         self.tokens += tokens
-        rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-        self.bar.update(docs)
+        if self.tokens:
+            rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+            self.bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+        self.bar.update(done)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -334,7 +336,7 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
     out = out or index_dir.parent / f"{index_dir.name}-eval" / split
     signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = None if quiet else _Progress(None)
-    queries_bar = None if quiet else _QueryProgress()
+    queries_bar = None if quiet else _Progress(None, unit="query", desc="searching")
     try:
         report = evaluate_beir(dataset, out, index_dir=index_dir, split=split, settings=settings,
                                model=opts["model"], dtype=opts["dtype"], rebuild=rebuild, tune=tune,
@@ -352,22 +354,6 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
 
     click.echo(markdown(report))
     click.echo(f"run files, report.json and report.md in {out}", err=True)
-
-
-class _QueryProgress:
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, done: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit="query", desc="searching", file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 @main.group(invoke_without_command=True)

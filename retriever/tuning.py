@@ -53,10 +53,9 @@ def tune_weights(scored: Sequence[Scored], qrels: Mapping[str, Mapping[str, int]
     Returns the chosen setting and every setting tried with its score (for the report and the plot).
     """
     tried = []
-    for weights in simplex(legs, step):
-        if sum(weights.values()) > 0:
-            value = evaluate(fused_run(scored, "convex", weights), qrels, [measure])[measure]
-            tried.append({"fusion": "convex", "weights": weights, "value": value})
+    for weights in simplex(legs, step):  # every point sums to 1
+        value = evaluate(fused_run(scored, "convex", weights), qrels, [measure])[measure]
+        tried.append({"fusion": "convex", "weights": weights, "value": value})
     value = evaluate(fused_run(scored, "rrf"), qrels, [measure])[measure]
     tried.append({"fusion": "rrf", "weights": None, "value": value})
     best = max(tried, key=lambda t: (t["value"], t["fusion"] == "convex"))
