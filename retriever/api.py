@@ -16,7 +16,7 @@ from typing import Any
 
 from .backbones import DEFAULT_MODEL, Backbone, load_backbone, resolve
 from .corpus import Document, documents_from, read_corpus
-from .encoders import Encoder, make_method
+from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError
 from .evaluate import sts_spearman
 from .indexer import IndexSettings, Progress, build_index
@@ -157,13 +157,17 @@ def info(path: str | Path | None = None) -> dict[str, Any]:
 def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompteol",), *,
                  model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
                  max_tokens: int = 512, quiet: bool = True) -> list[dict[str, Any]]:
-    """Spearman x100 of each method on each STS file, with its encoding cost; one row per method and file."""
+    """Spearman x100 of each method on each STS file, with its encoding cost; one row per method and file.
+
+    Each method runs with the model's measured defaults (encoders/defaults.py), as an index would.
+    """
     backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
     rows = []
     for name in methods:
-        encoder = Encoder(backbone, make_method(name), max_tokens)
+        params = defaults_for(backbone.name, name)
+        encoder = Encoder(backbone, make_method(name, **params), max_tokens)
         encoder.encode(["A warm-up sentence, so the first method does not pay for lazy initialisation."])
         for file in files:
             result = sts_spearman(lambda texts, e=encoder: e.encode(texts).dense, file)
-            rows.append({"method": name, "file": str(file), "model": backbone.name, **result})
+            rows.append({"method": name, "params": params, "file": str(file), "model": backbone.name, **result})
     return rows

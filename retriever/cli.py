@@ -124,8 +124,10 @@ _INDEX_OPTIONS = [
     click.option("--legs", default=",".join(LEGS), show_default=True,
                  help="Legs to build, comma separated (dense, sparse = key tokens, lexical = BM25)."),
     click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True),
-    click.option("--top-k", type=click.IntRange(min=1), default=SparseConfig.top_k, show_default=True,
-                 help="Vocabulary tokens kept per document."),
+    click.option("--top-k", type=click.IntRange(min=0), default=SparseConfig.top_k, show_default=True,
+                 help="Aligned vocabulary tokens per document (added to its own tokens with --own-tokens)."),
+    click.option("--own-tokens/--no-own-tokens", default=SparseConfig.own_tokens, show_default=True,
+                 help="Documents keep the tokens they contain, as queries do, plus their top-K."),
     click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
                  show_default=True, help="Aligned tokens added to a query's own tokens."),
     click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
@@ -159,11 +161,18 @@ def _settings(opts: dict) -> tuple[IndexSettings, dict]:
         method=opts.pop("method"), method_params=_method_params(opts.pop("params"), opts.pop("layer")),
         max_tokens=opts.pop("max_tokens"), legs=tuple(x.strip() for x in opts.pop("legs").split(",") if x.strip()),
         dense_kind=opts.pop("dense_index"),
-        sparse=SparseConfig(opts.pop("top_k"), opts.pop("query_top_m"), opts.pop("pc_alpha"),
-                            opts.pop("final_norm"), opts.pop("weighting")),
+        sparse=_sparse_config(opts),
         lexical=LexicalConfig(k1=opts.pop("k1"), b=opts.pop("bm25_b")),
         fusion=opts.pop("fusion"), rrf_k=opts.pop("rrf_k"), weights=_weights(opts.pop("weights")))
     return settings, opts
+
+
+def _sparse_config(opts: dict) -> SparseConfig:
+    try:
+        return SparseConfig(opts.pop("top_k"), opts.pop("query_top_m"), opts.pop("pc_alpha"), opts.pop("final_norm"),
+                            opts.pop("weighting"), opts.pop("own_tokens"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--top-k") from None
 
 
 def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str,

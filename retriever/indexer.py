@@ -12,7 +12,7 @@ import hashlib
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -23,19 +23,19 @@ import numpy as np
 
 from .corpus import Document
 from .dense import KINDS, DenseIndex
-from .encoders import Encoder, EncodeStats, make_method
+from .encoders import Encoder, EncodeStats, defaults_for, make_method
 from .errors import InputError, RetrieverError
 from .fusion import FUSIONS
 from .lexical import VOCAB_FILE, LexicalBuilder, LexicalConfig, vocabulary_bytes
-from .sparse import KeyTokenProjector, SparseConfig, SparseIndex
+from .sparse import KeyTokenProjector, SparseConfig, SparseIndex, own_token_ids
 from .store import IndexWriter, remember_last
 
 LEGS = ("dense", "sparse", "lexical")
 MODEL_LEGS = ("dense", "sparse")  # the legs that need the LLM's forward pass
 DENSE_FAISS = "dense.faiss"
-# Convex fusion weights tuned on SciFact train (809 queries, `retriever eval beir --tune`, smollm2-135m,
-# prompteol, 512 tokens; docs/quality.md): the defaults for every other dataset.
-DEFAULT_WEIGHTS = {"dense": 0.10, "sparse": 0.15, "lexical": 0.75}
+# Convex fusion weights tuned on SciFact train (809 queries; smollm2-135m, prompteol, 512 tokens, the default
+# key-token leg; `python scripts/sweep_knobs.py sparse`, docs/quality.md): the defaults for every other dataset.
+DEFAULT_WEIGHTS = {"dense": 0.10, "sparse": 0.05, "lexical": 0.85}
 CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
 
 
@@ -65,7 +65,7 @@ class IndexSettings:
         if self.max_tokens < 1:
             raise RetrieverError("max_tokens must be at least 1")
         if isinstance(self.sparse, dict):
-            self.sparse = SparseConfig(**self.sparse)
+            self.sparse = SparseConfig.from_dict(self.sparse)
         if isinstance(self.lexical, dict):
             self.lexical = LexicalConfig(**self.lexical)
 
@@ -117,11 +117,18 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
                 progress: Progress | None = None, source: str | None = None) -> dict[str, Any]:
-    """Encode, index and write documents to target; returns the manifest."""
+    """Encode, index and write documents to target; returns the manifest.
+
+    The model's measured method defaults are filled in under the caller's parameters and stored, so
+    queries are encoded with exactly the parameters the documents were.
+    """
     started = time.perf_counter()
+    settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
+                                                **settings.method_params})
     method = make_method(settings.method, **settings.method_params)
     encoder = Encoder(backbone, method, settings.max_tokens)
     stats, dense_parts, residual_parts, count, empty = EncodeStats(), [], [], 0, 0
+    own: list[list[int]] | None = [] if "sparse" in settings.legs and settings.sparse.own_tokens else None
     lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
     with IndexWriter(target) as writer:
         if progress:
@@ -137,11 +144,13 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
                 stats.add(encoded.stats)
                 dense_parts.append(encoded.dense)
                 residual_parts.append(encoded.residual)
+                if own is not None:
+                    own += own_token_ids(backbone.tokenizer, [d.content for d in chunk], settings.max_tokens)
             elif progress:
                 progress(len(chunk), 0)
         if count == 0:
             raise InputError("empty corpus: no documents", source)
-        manifest = _write_model_legs(writer, backbone, settings, dense_parts, residual_parts)
+        manifest = _write_model_legs(writer, backbone, settings, dense_parts, residual_parts, own)
         if lexical is not None:
             manifest.update(_write_lexical(writer, lexical))
         manifest.update({
@@ -164,7 +173,7 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
 
 
 def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense_parts: list[np.ndarray],
-                      residual_parts: list[np.ndarray]) -> dict[str, Any]:
+                      residual_parts: list[np.ndarray], own: list[list[int]] | None) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if not settings.needs_model:
         return info
@@ -180,7 +189,7 @@ def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, de
         u1 = projector.fit(lexical)
         writer.add_array("u1", u1)
         info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
-        sparse = SparseIndex(projector.documents(lexical))
+        sparse = SparseIndex(projector.documents(lexical, own))
         _add_csr(writer, "sparse_rows", sparse.doc_rows)
         _add_csr(writer, "sparse_postings", sparse.postings)
         info["sparse_nnz"] = int(sparse.doc_rows.nnz)

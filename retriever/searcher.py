@@ -22,7 +22,7 @@ from .errors import BadIndexError, InputError, RetrieverError
 from .fusion import fuse
 from .indexer import DENSE_FAISS, LEGS, MODEL_LEGS, IndexSettings, make_projector
 from .lexical import VOCAB_FILE, LexicalQueries, parse_vocabulary
-from .sparse import SparseIndex
+from .sparse import SparseIndex, own_token_ids
 from .store import load_array, read_documents, read_file
 
 MODES = ("hybrid", "dense", "sparse", "lexical")
@@ -104,7 +104,7 @@ class Searcher:
             if "dense" in legs:
                 encoded.dense = vectors.dense
             if "sparse" in legs:
-                own = self.backbone.tokenizer([" " + q.strip() for q in queries], add_special_tokens=False).input_ids
+                own = own_token_ids(self.backbone.tokenizer, queries)
                 encoded.rows["sparse"] = self.projector.queries(self.projector.lexical(vectors.residual), own)
         if "lexical" in legs:
             encoded.rows["lexical"] = self.lexical.encode(queries)

@@ -19,10 +19,11 @@ from retriever.beir import evaluate_beir
 from retriever.indexer import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {
-    "bm25": IndexSettings(legs=("lexical",)),
-    "prompteol-512": IndexSettings(method="prompteol", max_tokens=512),
-    "va-256": IndexSettings(method="va", max_tokens=256),
+CONFIGS = {  # name -> (packaged model, settings)
+    "bm25": ("smollm2-135m", IndexSettings(legs=("lexical",))),
+    "prompteol-512": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512)),
+    "va-256": ("smollm2-135m", IndexSettings(method="va", max_tokens=256)),
+    "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=512)),
 }
 
 
@@ -34,10 +35,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for name in args.only.split(","):
-        settings = CONFIGS[name]
+        model, settings = CONFIGS[name]
         index = args.indexes / f"scifact-{name}"
         report = evaluate_beir(args.data, index.parent / f"{index.name}-eval" / "test", index_dir=index,
-                               settings=settings, tune=len(settings.legs) > 1, make_plot=True, quiet=False)
+                               settings=settings, model=model, tune=len(settings.legs) > 1, make_plot=True, quiet=False)
         print(json.dumps({"config": name, **report["results"], "fusion": report["fusion"]}), flush=True)
         for run, values in report["results"].items():
             rows.append((name, run, values))

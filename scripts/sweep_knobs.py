@@ -4,6 +4,13 @@
         BM25 k1 x b: a lexical-only index per pair (seconds each, no model run).
     python scripts/sweep_knobs.py query-m --index INDEX [--data DIR] [--split train]
         The key-token leg's query expansion M (query-side only: queries are encoded once, the index reused).
+    python scripts/sweep_knobs.py sparse --index INDEX [--data DIR]
+        Key-token variants (K, alpha, log1p, M, document own tokens + K expansion, pre-norm) rebuilt from a
+        last-token index's stored vectors without rerunning the model over the corpus; each variant's
+        sparse leg alone on train and test, and the hybrid with weights tuned on train, reported on test.
+    python scripts/sweep_knobs.py query-prompt --index INDEX [--data DIR]
+        Separate query prompts against a PromptEOL document index (queries re-encoded, documents reused),
+        with the default key-token leg.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ import numpy as np
 from retriever.api import Retriever
 from retriever.backbones import load_backbone
 from retriever.beir import corpus_file, read_split, run_split
+from retriever.corpus import read_corpus
+from retriever.encoders import Encoder
+from retriever.encoders.pooling import HiddenStatePooling
 from retriever.evaluate import retrieval_measures
+from retriever.searcher import EncodedQueries
+from retriever.sparse import SparseConfig, SparseIndex, first_component, own_token_ids
+from retriever.store import load_array
+from retriever.tuning import Scored, fused_run, tune_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +57,7 @@ def sweep_query_m(data: Path, split: str, index_dir: Path) -> None:
     judged = read_split(data, split)
     ids, texts = list(judged.queries), list(judged.queries.values())
     lexical = searcher.projector.lexical(searcher.encoder.encode(texts).residual)
-    own = searcher.backbone.tokenizer([" " + q.strip() for q in texts], add_special_tokens=False).input_ids
+    own = own_token_ids(searcher.backbone.tokenizer, texts)
     base = searcher.projector.config
     for m in (0, 4, 8, 16, 32, 64):
         searcher.projector.config = dataclasses.replace(base, query_top_m=m)
@@ -56,18 +70,169 @@ def sweep_query_m(data: Path, split: str, index_dir: Path) -> None:
     searcher.projector.config = base
 
 
+SPARSE_VARIANTS = {  # name -> (changes to the index's stored SparseConfig, pre-norm direction)
+    "top-128, alpha 1, relu (the index's)": ({}, False),
+    "K32": ({"top_k": 32}, False),
+    "K64": ({"top_k": 64}, False),
+    "K256": ({"top_k": 256}, False),
+    "K512": ({"top_k": 512}, False),
+    "alpha 0": ({"alpha": 0.0}, False),
+    "alpha 0.5": ({"alpha": 0.5}, False),
+    "log1p": ({"weighting": "log1p"}, False),
+    "M0": ({"query_top_m": 0}, False),
+    "pre-norm direction": ({"final_norm": False}, True),
+    "own tokens + 0": ({"own_tokens": True, "top_k": 0}, False),
+    "own tokens + 16": ({"own_tokens": True, "top_k": 16}, False),
+    "own tokens + 64": ({"own_tokens": True, "top_k": 64}, False),
+    "own tokens + 128": ({"own_tokens": True, "top_k": 128}, False),
+    "alpha 0.5 log1p": ({"alpha": 0.5, "weighting": "log1p"}, False),
+    "alpha 0.5 log1p K256": ({"alpha": 0.5, "weighting": "log1p", "top_k": 256}, False),
+    "alpha 0.75 log1p": ({"alpha": 0.75, "weighting": "log1p"}, False),
+    "own tokens + 16 log1p": ({"own_tokens": True, "top_k": 16, "weighting": "log1p"}, False),
+    "own tokens + 16 alpha 0.5 log1p (default)": (
+        {"own_tokens": True, "top_k": 16, "alpha": 0.5, "weighting": "log1p"}, False),
+    "own tokens + 64 alpha 0.5 log1p": ({"own_tokens": True, "top_k": 64, "alpha": 0.5, "weighting": "log1p"}, False),
+}
+
+
+def recover_lexical(searcher, folder: Path) -> np.ndarray:
+    """Each document's vector as the vocabulary saw it, from the index alone.
+
+    A last-token index stores the final-normed vector at unit length; the projection is linear, so one
+    stored weight per document gives back its length. Checked against every stored row before use.
+    """
+    unit = np.array(load_array(folder, "dense"), dtype=np.float32)
+    rows = searcher.inverted["sparse"].doc_rows
+    scores = searcher.projector.token_scores(unit).numpy()
+    first = rows.indptr[:-1]
+    length = rows.data[first] / scores[np.arange(len(unit)), rows.indices[first]]
+    lexical = unit * length[:, None]
+    check = searcher.projector.documents(lexical)
+    assert abs(check - rows).max() < 1e-3 * rows.data.max(), "stored rows not reproduced: not a last-token index"
+    return lexical
+
+
+def variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm):
+    """(document rows, query rows per split) for one variant, made by the engine's own projector."""
+    projector = searcher.projector
+    base_config, base_u1 = projector.config, projector.u1
+    scale = searcher.backbone.final_norm.weight.detach().numpy()
+
+    def to_vocab(x: np.ndarray) -> np.ndarray:  # pre-norm: the residual's direction, x = norm(x) / w
+        return x / scale / np.linalg.norm(x / scale, axis=1, keepdims=True) if pre_norm else x
+
+    projector.config = dataclasses.replace(base_config, **change)
+    docs = to_vocab(lexical_docs)
+    if pre_norm:
+        projector.u1 = first_component(docs)
+    doc_rows = projector.documents(docs, doc_tokens)
+    query_rows = {split: projector.queries(to_vocab(lexical), own) for split, (lexical, own) in queries.items()}
+    projector.config, projector.u1 = base_config, base_u1
+    return doc_rows, query_rows
+
+
+def leg_run(scored: list[Scored], leg: str, depth: int = 100):
+    run = {}
+    for q in scored:
+        s = q.scores[leg]
+        top = [i for i in np.argsort(-s, kind="stable")[:depth] if s[i] > 0]
+        run[q.query_id] = {q.doc_ids[i]: float(s[i]) for i in top}
+    return run
+
+
+def encode_queries(searcher, splits: dict, template: str | None = None):
+    """Each split's queries once: (vocabulary-side vectors, own tokens) and the dense + lexical encodings."""
+    encoder = searcher.encoder
+    if template is not None:
+        method = HiddenStatePooling("prompteol", "last", (template,))
+        encoder = Encoder(searcher.backbone, method, searcher.settings.max_tokens)
+    tokenizer, queries, base = searcher.backbone.tokenizer, {}, {}
+    for name, split in splits.items():
+        texts = list(split.queries.values())
+        vectors = encoder.encode(texts)
+        own = own_token_ids(tokenizer, texts)
+        queries[name] = (searcher.projector.lexical(vectors.residual), own)
+        base[name] = EncodedQueries(len(texts), vectors.dense, {"lexical": searcher.lexical.encode(texts)})
+    return queries, base
+
+
+def measure_variant(searcher, splits: dict, base: dict, query_rows: dict) -> dict:
+    """Every leg's exact scores per split, fusion tuned on train, and nDCG@10 of each leg and the hybrid."""
+    scored = {}
+    for name, split in splits.items():
+        encoded = dataclasses.replace(base[name], rows={**base[name].rows, "sparse": query_rows[name]})
+        scored[name] = [Scored(qid, [searcher.ids[r] for r in rows.tolist()], scores) for qid, (rows, scores)
+                        in zip(split.queries, searcher.candidates(encoded, searcher.legs, 100), strict=True)]
+    best, _ = tune_weights(scored["train"], splits["train"].qrels, searcher.legs)
+    line = {"fusion": best}
+    for name, split in splits.items():
+        for leg in ("dense", "sparse"):
+            line[f"{leg}_{name}"] = retrieval_measures(leg_run(scored[name], leg), split.qrels)["nDCG@10"]
+    test_fused = fused_run(scored["test"], best["fusion"], best["weights"], searcher.settings.rrf_k, 100)
+    line["hybrid_test"] = retrieval_measures(test_fused, splits["test"].qrels)["nDCG@10"]
+    line["sparse_over_dense_test"] = round(line["sparse_test"] / line["dense_test"], 3)
+    return line
+
+
+def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
+    searcher = Retriever.load(index_dir).searcher
+    lexical_docs = recover_lexical(searcher, index_dir)
+    contents = [d.content for d in read_corpus(corpus_file(data))]
+    doc_tokens = own_token_ids(searcher.backbone.tokenizer, contents, searcher.settings.max_tokens)
+    splits = {name: read_split(data, name) for name in ("train", "test")}
+    queries, base = encode_queries(searcher, splits)
+    stored = searcher.inverted["sparse"]
+    for variant in variants:
+        change, pre_norm = SPARSE_VARIANTS[variant]
+        doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm)
+        searcher.inverted["sparse"] = SparseIndex(doc_rows)
+        line = measure_variant(searcher, splits, base, query_rows)
+        print(json.dumps({"variant": variant, "nnz_per_doc": round(doc_rows.nnz / doc_rows.shape[0], 1), **line}),
+              flush=True)
+    searcher.inverted["sparse"] = stored
+
+
+QUERY_PROMPTS = (  # documents keep the PromptEOL prompt the index was built with
+    'This sentence : "{text}" means in one word:"',
+    'This query : "{text}" means in one word:"',
+    'This question : "{text}" is answered by a text about, in one word:"',
+    'A scientific claim : "{text}" is about, in one word:"',
+)
+
+
+def sweep_query_prompt(data: Path, index_dir: Path) -> None:
+    """Query templates against the index's documents, with the engine's default key-token leg."""
+    searcher = Retriever.load(index_dir).searcher
+    lexical_docs = recover_lexical(searcher, index_dir)
+    contents = [d.content for d in read_corpus(corpus_file(data))]
+    doc_tokens = own_token_ids(searcher.backbone.tokenizer, contents, searcher.settings.max_tokens)
+    splits = {name: read_split(data, name) for name in ("train", "test")}
+    default = SparseConfig().to_dict()
+    for template in QUERY_PROMPTS:
+        queries, base = encode_queries(searcher, splits, template)
+        doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, default, False)
+        searcher.inverted["sparse"] = SparseIndex(doc_rows)
+        print(json.dumps({"query_prompt": template, **measure_variant(searcher, splits, base, query_rows)}),
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("knob", choices=["bm25", "query-m"])
+    parser.add_argument("knob", choices=["bm25", "query-m", "sparse", "query-prompt"])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sweep"))
-    parser.add_argument("--index", type=Path, help="for query-m: an index with the sparse leg")
+    parser.add_argument("--index", type=Path, help="for query-m, sparse, query-prompt: an index with the sparse leg")
+    parser.add_argument("--variants", help=f"for sparse: a comma-separated subset of {', '.join(SPARSE_VARIANTS)}")
     args = parser.parse_args()
     if args.knob == "bm25":
         sweep_bm25(args.data, args.split, args.work)
     elif args.index is None:
-        parser.error("query-m needs --index")
+        parser.error(f"{args.knob} needs --index")
+    elif args.knob == "sparse":
+        sweep_sparse(args.data, args.index, args.variants.split(",") if args.variants else list(SPARSE_VARIANTS))
+    elif args.knob == "query-prompt":
+        sweep_query_prompt(args.data, args.index)
     else:
         sweep_query_m(args.data, args.split, args.index)
 

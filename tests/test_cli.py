@@ -73,3 +73,9 @@ def test_user_errors_exit_non_zero_without_traceback(run, tmp_path, monkeypatch)
     assert not (tmp_path / "home" / "bad").exists()
     result = run("index", tmp_path / "none.jsonl", "--quiet")
     assert result.exit_code == 1 and "file not found" in result.output
+
+
+def test_top_k_zero_needs_own_tokens(run):
+    result = run("index", DEMO, "--no-own-tokens", "--top-k", "0", "--quiet")
+    assert result.exit_code == 2
+    assert "top_k must be >= 1" in result.output and "Traceback" not in result.output

@@ -44,7 +44,7 @@ def test_scores_equal_bm25s_reference():
 
 def test_analyzer_stems_lowercases_and_drops_stopwords():
     words = Analyzer(LexicalConfig()).words("The Running dogs were BARKING at a cat")
-    assert words == ["run", "dog", "were", "bark", "cat"] or words == ["run", "dog", "bark", "cat"]
+    assert words == ["run", "dog", "were", "bark", "cat"]  # bm25s's English list keeps "were"
     assert Analyzer(LexicalConfig(stemmer="", stopwords="")).words("The dogs") == ["the", "dogs"]
     with pytest.raises(RetrieverError, match="stemmer"):
         Analyzer(LexicalConfig(stemmer="klingon"))

@@ -166,3 +166,21 @@ def test_bad_method_parameters_are_clear():
         make_method("va", layer=3)
     with pytest.raises(RetrieverError, match="apply to tp- methods only"):
         make_method("prompteol", tp_start=1)
+
+
+def test_model_defaults_are_stored_with_the_index_and_survive_a_table_change(backbone, tmp_path, monkeypatch):
+    from retriever import Retriever
+    from retriever.encoders import defaults
+
+    docs = [{"_id": str(i), "text": t} for i, t in enumerate(TEXTS)]
+    monkeypatch.setitem(defaults.MODEL_DEFAULTS, backbone.name, {"va": {"layers": "2-3"}})
+    measured = Retriever.build(docs, tmp_path / "measured", backbone=backbone, method="va", legs=("dense",))
+    chosen = Retriever.build(docs, tmp_path / "chosen", backbone=backbone, method="va", legs=("dense",),
+                             method_params={"layers": "4-5"})
+    assert measured.info()["settings"]["method_params"] == {"layers": "2-3"}
+    assert chosen.info()["settings"]["method_params"] == {"layers": "4-5"}  # the caller's choice wins
+    monkeypatch.setitem(defaults.MODEL_DEFAULTS, backbone.name, {})  # a later release measures again
+    reloaded = Retriever.load(tmp_path / "measured", backbone=backbone)
+    expected = Encoder(backbone, make_method("va", layers="2-3")).encode(TEXTS[:1]).dense[0]
+    assert _cos(reloaded.searcher.encoder.encode(TEXTS[:1]).dense[0], expected) > 0.9999
+    assert _cos(Encoder(backbone, make_method("va")).encode(TEXTS[:1]).dense[0], expected) < 0.99

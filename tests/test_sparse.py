@@ -44,7 +44,8 @@ def test_projection_matches_numpy(backbone, final_norm, alpha):
     from retriever.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, alpha=alpha, final_norm=final_norm))
+    settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, alpha=alpha, final_norm=final_norm,
+                                                 weighting="relu", own_tokens=False))
     projector = make_projector(backbone, settings)
     lexical = projector.lexical(residual)
     u1 = projector.fit(lexical)
@@ -67,7 +68,7 @@ def test_queries_are_adjusted_with_the_stored_component(backbone):
     from retriever.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5))
+    settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5, own_tokens=False))
     projector = make_projector(backbone, settings)
     lexical = projector.lexical(residual)
     projector.fit(lexical)
@@ -93,6 +94,39 @@ def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
     assert set(own) <= set(row.indices.tolist())
     assert all(row[0, t] >= floor for t in own)
     assert row.nnz == top.nnz + len(set(own) - set(top.indices.tolist()))
+
+
+def test_documents_keep_their_own_tokens_plus_top_k(backbone):
+    """own_tokens: a document row is its own tokens (never below the weakest top-K weight) plus its top-K,
+    checked against the float64 reference with log-saturated weights."""
+    from retriever.encoders import Encoder, make_method
+    from retriever.sparse import own_token_ids
+
+    residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
+    projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(top_k=3, alpha=0.5)))
+    lexical = projector.lexical(residual)
+    projector.fit(lexical)
+    own = own_token_ids(backbone.tokenizer, TEXTS)
+    rows = projector.documents(lexical, own)
+    with pytest.raises(ValueError, match="own token ids"):
+        projector.documents(lexical)
+    _, _, scores = _numpy_reference(backbone, residual, 0.5, True)
+    weights = np.log1p(np.maximum(scores, 0))
+    weights[:, projector.excluded.numpy()] = 0
+    for i in range(len(TEXTS)):
+        top = np.argsort(-weights[i])[:3]
+        floor = weights[i, top].min()
+        expected = {int(t): float(weights[i, t]) for t in top}
+        expected.update({t: max(float(weights[i, t]), floor) for t in own[i]})
+        row = rows[i]
+        assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == pytest.approx(expected, rel=1e-3,
+                                                                                               abs=1e-3)
+
+
+def test_indexes_from_before_own_tokens_keep_top_k_documents():
+    stored = {"top_k": 128, "query_top_m": 16, "alpha": 1.0, "final_norm": True, "weighting": "relu"}
+    assert IndexSettings.from_dict({"sparse": stored}).sparse.own_tokens is False
+    assert SparseConfig().own_tokens is True
 
 
 def test_inverted_index_scores_equal_dense_dot_products():

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import RetrieverError
 from .base import BatchInfo, Capture, Method
+from .defaults import defaults_for
 from .forward import Encoder, EncodeStats
 from .pooling import HiddenStatePooling
 from .prepending import TokenPrepending
@@ -67,4 +68,4 @@ def make_method(name: str, **params: Any) -> Method:
 
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "BatchInfo", "Capture", "EncodeStats", "Encoder", "Method",
-           "make_method", "method_names"]
+           "defaults_for", "make_method", "method_names"]
