@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {  # name -> (packaged model, settings)
     "bm25": ("smollm2-135m", IndexSettings(legs=("lexical",))),
     "prompteol-512": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512)),
-    "va-256": ("smollm2-135m", IndexSettings(method="va", max_tokens=256)),
+    "va-256": ("smollm2-135m", IndexSettings(method="va", method_params={"layers": "last-half"}, max_tokens=256)),
     "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=512)),
 }
 

@@ -174,6 +174,20 @@ def measure_variant(searcher, splits: dict, base: dict, query_rows: dict) -> dic
     return line
 
 
+def markdown(lines: list[dict], key: str) -> str:
+    """The docs table of a sparse or query-prompt sweep (nDCG@10), from its JSON lines."""
+    out = [f"| {key} | sparse train | sparse test | sparse / dense test | hybrid train (tuned) | hybrid test "
+           "| weights dense / sparse / lexical |", "|---|---|---|---|---|---|---|"]
+    for d in lines:
+        w = d["fusion"]["weights"] or {}
+        weights = "RRF" if d["fusion"]["fusion"] == "rrf" else " / ".join(f"{w[leg]:.2f}" for leg in
+                                                                            ("dense", "sparse", "lexical"))
+        out.append(f"| {d[key]} | {d['sparse_train']:.4f} | {d['sparse_test']:.4f} | "
+                   f"{d['sparse_over_dense_test']:.0%} | {d['fusion']['value']:.4f} | {d['hybrid_test']:.4f} "
+                   f"| {weights} |")
+    return "\n".join(out)
+
+
 def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
     searcher = Retriever.load(index_dir).searcher
     lexical_docs = recover_lexical(searcher, index_dir)
@@ -181,15 +195,17 @@ def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
     doc_tokens = own_token_ids(searcher.backbone.tokenizer, contents, searcher.settings.max_tokens)
     splits = {name: read_split(data, name) for name in ("train", "test")}
     queries, base = encode_queries(searcher, splits)
-    stored = searcher.inverted["sparse"]
+    stored, lines = searcher.inverted["sparse"], []
     for variant in variants:
         change, pre_norm = SPARSE_VARIANTS[variant]
         doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm)
         searcher.inverted["sparse"] = SparseIndex(doc_rows)
-        line = measure_variant(searcher, splits, base, query_rows)
-        print(json.dumps({"variant": variant, "nnz_per_doc": round(doc_rows.nnz / doc_rows.shape[0], 1), **line}),
-              flush=True)
+        line = {"variant": variant, "nnz_per_doc": round(doc_rows.nnz / doc_rows.shape[0], 1),
+                **measure_variant(searcher, splits, base, query_rows)}
+        lines.append(line)
+        print(json.dumps(line), flush=True)
     searcher.inverted["sparse"] = stored
+    print(markdown(lines, "variant"))
 
 
 QUERY_PROMPTS = (  # documents keep the PromptEOL prompt the index was built with
@@ -207,13 +223,14 @@ def sweep_query_prompt(data: Path, index_dir: Path) -> None:
     contents = [d.content for d in read_corpus(corpus_file(data))]
     doc_tokens = own_token_ids(searcher.backbone.tokenizer, contents, searcher.settings.max_tokens)
     splits = {name: read_split(data, name) for name in ("train", "test")}
-    default = SparseConfig().to_dict()
+    default, lines = SparseConfig().to_dict(), []
     for template in QUERY_PROMPTS:
         queries, base = encode_queries(searcher, splits, template)
         doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, default, False)
         searcher.inverted["sparse"] = SparseIndex(doc_rows)
-        print(json.dumps({"query_prompt": template, **measure_variant(searcher, splits, base, query_rows)}),
-              flush=True)
+        lines.append({"query_prompt": template, **measure_variant(searcher, splits, base, query_rows)})
+        print(json.dumps(lines[-1]), flush=True)
+    print(markdown(lines, "query_prompt"))
 
 
 def main() -> None:

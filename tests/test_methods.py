@@ -184,3 +184,11 @@ def test_model_defaults_are_stored_with_the_index_and_survive_a_table_change(bac
     expected = Encoder(backbone, make_method("va", layers="2-3")).encode(TEXTS[:1]).dense[0]
     assert _cos(reloaded.searcher.encoder.encode(TEXTS[:1]).dense[0], expected) > 0.9999
     assert _cos(Encoder(backbone, make_method("va")).encode(TEXTS[:1]).dense[0], expected) < 0.99
+
+
+def test_measured_defaults_of_the_default_model_build_and_run(backbone):
+    from retriever.encoders.defaults import MODEL_DEFAULTS
+
+    for name, params in MODEL_DEFAULTS.get(backbone.name, {}).items():
+        encoder = Encoder(backbone, make_method(name, **params))
+        assert np.isfinite(encoder.encode(TEXTS[:2]).dense).all()
