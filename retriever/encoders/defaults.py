@@ -18,6 +18,10 @@ MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "aligned-wva": {"layers": "21-27"},  # 76.56 / 68.30 vs all 75.90 / 68.26
         "tp-prompteol": {"tp_start": 2, "tp_exit": 7, "layer": 28},  # 73.12 / 66.77 vs 1, 7, 30: 63.07 / 62.51
     },
+    "gemma3-270m": {
+        "va": {"layers": "0-15"},  # 68.43 / 59.50 vs last-half 62.61 / 53.89
+        "aligned-wva": {"layers": "15-15"},  # 70.49 / 66.88 vs all 59.45 / 59.75
+    },
 }
 
 
