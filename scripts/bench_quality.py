@@ -17,12 +17,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.beir import evaluate_beir
 from retriever.indexer import IndexSettings
+from retriever.sparse import SparseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+TOP_128 = SparseConfig(top_k=128, alpha=1.0, weighting="relu", own_tokens=False)
 CONFIGS = {  # name -> (packaged model, settings)
     "bm25": ("smollm2-135m", IndexSettings(legs=("lexical",))),
-    "prompteol-512": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512)),
-    "va-256": ("smollm2-135m", IndexSettings(method="va", method_params={"layers": "last-half"}, max_tokens=256)),
+    # the key-token leg as first measured (top-128, alpha 1, relu): the rows in docs/quality.md, and the index
+    # scripts/sweep_knobs.py re-derives every key-token variant from
+    "prompteol-512": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512, sparse=TOP_128)),
+    "prompteol-512-default": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512)),
+    "va-256": ("smollm2-135m", IndexSettings(method="va", method_params={"layers": "last-half"}, max_tokens=256,
+                                                  sparse=TOP_128)),
     "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=512)),
 }
 

@@ -101,6 +101,9 @@ def recover_lexical(searcher, folder: Path) -> np.ndarray:
     A last-token index stores the final-normed vector at unit length; the projection is linear, so one
     stored weight per document gives back its length. Checked against every stored row before use.
     """
+    if searcher.projector.config.own_tokens or searcher.settings.method_params.get("layer") is not None:
+        raise SystemExit(f"{folder}: needs a last-layer last-token index built with --no-own-tokens "
+                         "(scripts/bench_quality.py --only prompteol-512 builds one)")
     unit = np.array(load_array(folder, "dense"), dtype=np.float32)
     rows = searcher.inverted["sparse"].doc_rows
     scores = searcher.projector.token_scores(unit).numpy()
