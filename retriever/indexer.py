@@ -128,7 +128,7 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     method = make_method(settings.method, **settings.method_params)
     encoder = Encoder(backbone, method, settings.max_tokens)
     stats, dense_parts, residual_parts, count, empty = EncodeStats(), [], [], 0, 0
-    own: list[list[int]] | None = [] if "sparse" in settings.legs and settings.sparse.own_tokens else None
+    own: list[np.ndarray] | None = [] if "sparse" in settings.legs and settings.sparse.own_tokens else None
     lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
     with IndexWriter(target) as writer:
         if progress:
@@ -145,7 +145,8 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
                 dense_parts.append(encoded.dense)
                 residual_parts.append(encoded.residual)
                 if own is not None:
-                    own += own_token_ids(backbone.tokenizer, [d.content for d in chunk], settings.max_tokens)
+                    own += [np.asarray(ids, np.int32) for ids in  # 4 bytes a token, not a Python int's 28
+                            own_token_ids(backbone.tokenizer, [d.content for d in chunk], settings.max_tokens)]
             elif progress:
                 progress(len(chunk), 0)
         if count == 0:
@@ -173,7 +174,7 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
 
 
 def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense_parts: list[np.ndarray],
-                      residual_parts: list[np.ndarray], own: list[list[int]] | None) -> dict[str, Any]:
+                      residual_parts: list[np.ndarray], own: list[np.ndarray] | None) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if not settings.needs_model:
         return info

@@ -152,7 +152,7 @@ class KeyTokenProjector:
             for r in range(weights.shape[0]):
                 chosen = dict(zip(top.indices[r].tolist(), top.values[r].tolist(), strict=True)) if m else {}
                 floor = min((w for w in chosen.values() if w > 0), default=1.0)
-                for t in dict.fromkeys(own_tokens[start + r]):
+                for t in dict.fromkeys(int(t) for t in own_tokens[start + r]):
                     if t not in excluded and 0 <= t < self.vocab_size:
                         chosen[t] = max(float(weights[r, t]), floor)
                 rows_ids.append(np.fromiter(chosen.keys(), np.int32, len(chosen)))
