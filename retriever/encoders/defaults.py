@@ -15,12 +15,14 @@ from typing import Any
 MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "smollm2-135m": {
         "mean": {"layer": 1},  # 70.09 / 59.67 vs the last layer 54.15 / 52.19
+        "last": {"layer": 29},  # 40.96 / 46.99 vs the last layer 39.98 / 45.75
         "va": {"layers": "23-23"},  # 73.75 / 64.12 vs last-half 66.45 / 58.82
         "aligned-wva": {"layers": "21-27"},  # 76.56 / 68.30 vs all 75.90 / 68.26
         "tp-prompteol": {"tp_start": 2, "tp_exit": 7, "layer": 28},  # 73.12 / 66.77 vs 1, 7, 30: 63.07 / 62.51
     },
     "gemma3-270m": {
         "mean": {"layer": 17},  # 62.51 / 52.57 vs the last layer 53.85 / 46.79
+        "last": {"layer": 16},  # 52.59 / 50.04 vs the last layer 50.89 / 48.76
         "va": {"layers": "0-15"},  # 68.43 / 59.50 vs last-half 62.61 / 53.89
         "aligned-wva": {"layers": "15-15"},  # 70.49 / 66.88 vs all 59.45 / 59.75
     },
