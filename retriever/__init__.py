@@ -1,9 +1,9 @@
 """retriever: hybrid sparse-dense retrieval with training-free LLM embeddings."""
 
-from .api import Hit, Retriever, info
+from .api import Hit, Retriever, delete_documents, info, verify
 from .backbones import DEFAULT_MODEL, PRESETS
 from .corpus import Document, read_corpus, read_qrels, read_queries
-from .errors import BadIndexError, InputError, ModelError, RetrieverError
+from .errors import BadIndexError, InputError, ModelError, RetrieverError, StorageError
 from .indexer import IndexSettings
 from .sparse import SparseConfig
 
@@ -11,6 +11,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL", "PRESETS", "BadIndexError", "Document", "Hit", "IndexSettings", "InputError",
-    "ModelError", "Retriever", "RetrieverError", "SparseConfig", "info", "read_corpus", "read_qrels",
-    "read_queries",
+    "ModelError", "Retriever", "RetrieverError", "SparseConfig", "StorageError", "delete_documents", "info",
+    "read_corpus", "read_qrels", "read_queries", "verify",
 ]

@@ -19,9 +19,11 @@ from .corpus import Document, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError
 from .evaluate import sts_spearman
-from .indexer import IndexSettings, Progress, build_index
+from .indexer import CHUNK, IndexSettings, Progress, build_index
 from .searcher import MODES, Searcher
 from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
+from .updates import update_index
+from .verify import verify_index
 
 SNIPPET_CHARS = 240
 
@@ -68,10 +70,13 @@ class Retriever:
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
               model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
               settings: IndexSettings | None = None, progress: Progress | None = None,
-              quiet: bool = True, **setting_values: Any) -> Retriever:
+              quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK,
+              **setting_values: Any) -> Retriever:
         """Index documents (dicts with _id/text/title, Document objects, or a JSONL path) and load the result.
 
-        Keyword arguments not named here are IndexSettings fields (method, max_tokens, sparse, ...).
+        An interrupted build of the same path resumes from its last committed chunk of chunk_size documents
+        (restart=True discards it). Keyword arguments not named here are IndexSettings fields (method,
+        max_tokens, sparse, ...).
         """
         settings = settings or IndexSettings(**setting_values)
         source = None
@@ -84,7 +89,8 @@ class Retriever:
         if path is None:
             raise ValueError("path is required when documents are not a file")
         backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
-        build_index(docs, path, backbone, settings, progress=progress, source=source)
+        build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
+                    chunk_size=chunk_size)
         return cls.load(path, backbone=backbone)
 
     @classmethod
@@ -128,6 +134,29 @@ class Retriever:
                  for rank, r in enumerate(per_query, start=1)]
                 for qi, per_query in enumerate(results)]
 
+    def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
+            progress: Progress | None = None) -> dict[str, Any]:
+        """Add documents (as build takes them), scored exactly like the ones already indexed (same u_1).
+
+        An id already in the index is refused unless upsert, which replaces that document.
+        """
+        source = str(documents) if isinstance(documents, str | Path) else "documents"
+        docs = read_corpus(documents) if isinstance(documents, str | Path) else documents_from(documents)
+        manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self.backbone, progress=progress,
+                                source=source)
+        self._reload(manifest)
+        return manifest
+
+    def delete(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Remove documents by id from every leg; an unknown id refuses the whole call."""
+        manifest = delete_documents(self.path, ids)
+        self._reload(manifest)
+        return manifest
+
+    def _reload(self, manifest: dict[str, Any]) -> None:
+        self.manifest = manifest
+        self.searcher = Searcher(self.path, manifest, self.backbone)
+
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
                    record: dict[str, Any] | None = None) -> None:
         """Store a fusion choice (e.g. tuned on a training split) in the index, for every later search."""
@@ -145,6 +174,16 @@ class Retriever:
 
     def info(self) -> dict[str, Any]:
         return info(self.path)
+
+
+def delete_documents(path: str | Path, ids: Sequence[str]) -> dict[str, Any]:
+    """Remove documents by id without loading the model; returns the new manifest."""
+    return update_index(path, delete=list(ids))
+
+
+def verify(path: str | Path | None = None) -> dict[str, Any]:
+    """Check every file's checksum and the index's internal consistency; a report, never an exception."""
+    return verify_index(Path(path) if path is not None else last_built())
 
 
 def info(path: str | Path | None = None) -> dict[str, Any]:

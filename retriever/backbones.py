@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -123,6 +124,9 @@ class Backbone:
     tokenizer: object
     device: torch.device
     dtype: torch.dtype
+    # Methods capture their vectors with hooks on the shared modules, and a fast tokenizer's settings are
+    # shared state: one text batch at a time per model, whichever thread asks (queries from a server's threads).
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def decoder(self) -> torch.nn.Module:

@@ -17,7 +17,7 @@ from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
 from .fusion import FUSIONS
-from .indexer import DEFAULT_WEIGHTS, LEGS, IndexSettings
+from .indexer import CHUNK, DEFAULT_WEIGHTS, LEGS, IndexSettings
 from .lexical import LexicalConfig
 from .searcher import MODES
 from .sparse import WEIGHTINGS, SparseConfig
@@ -33,7 +33,7 @@ class Group(click.Group):
         except RetrieverError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
 
 
@@ -148,6 +148,15 @@ _INDEX_OPTIONS = [
 ]
 
 
+def _print_json(data) -> None:
+    """What scripts consume: indented JSON, text kept as written (no \\u escapes)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+LAST_INDEX = click.option("--index", "index_dir", type=click.Path(path_type=Path),
+                          help="Index folder (default: the last one built).")
+
+
 def index_options(command):
     """The options that shape an index, shared by `index` and `eval beir`."""
     for option in reversed(_INDEX_OPTIONS):
@@ -175,13 +184,17 @@ def _sparse_config(opts: dict) -> SparseConfig:
         raise click.BadParameter(str(exc), param_hint="--top-k") from None
 
 
-def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str,
-           quiet: bool) -> api.Retriever:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed build cleans up like Ctrl-C
+def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str, quiet: bool,
+           restart: bool, chunk_size: int) -> api.Retriever:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a terminated build stops like Ctrl-C
     progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
     try:
         return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
-                                   progress=progress, quiet=quiet)
+                                   progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
+                   "command resumes from them (--restart discards them)", err=True)
+        sys.exit(130)
     finally:
         if progress:
             progress.close()
@@ -192,23 +205,86 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
 @click.option("--index", "index_dir", type=click.Path(path_type=Path),
               help="Index folder (default: indexes/<corpus name>).")
 @index_options
+@click.option("--restart", is_flag=True, help="Discard the work of an interrupted build instead of resuming it.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
+              help="Documents per committed chunk: a crash loses at most one chunk's work.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def index(corpus: Path, index_dir: Path | None, quiet: bool, as_json: bool, **opts) -> None:
-    """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too)."""
+def index(corpus: Path, index_dir: Path | None, restart: bool, chunk_size: int, quiet: bool, as_json: bool,
+          **opts) -> None:
+    """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too).
+
+    Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk.
+    """
     settings, opts = _settings(opts)
     target = index_dir or home() / corpus.name.split(".")[0]
-    retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet)
+    retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size)
     m = retriever.manifest
     if as_json:
-        click.echo(json.dumps(api.info(target), indent=2, ensure_ascii=False))
+        _print_json(api.info(target))
     elif not quiet:
         rate = m["tokens_embedded"] / max(m["build_seconds"], 1e-9)
         click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s "
                    f"({rate:,.0f} tokens/s); {m['documents_truncated']:,} truncated to {settings.max_tokens} "
                    "tokens", err=True)
+        if m.get("resumed_documents"):
+            click.echo(f"resumed: {m['resumed_documents']:,} documents came from the interrupted build", err=True)
         if m["documents_empty"]:
             click.echo(f"warning: {m['documents_empty']} documents have no text and no title", err=True)
+
+
+@main.command()
+@click.argument("index_dir", metavar="INDEX", type=click.Path(path_type=Path))
+@click.argument("corpus", type=click.Path(path_type=Path))
+@click.option("--upsert", is_flag=True, help="Replace documents whose id is already in the index.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
+def add(index_dir: Path, corpus: Path, upsert: bool, quiet: bool, as_json: bool) -> None:
+    """Add a JSONL corpus's documents to an index, scored like the ones already in it."""
+    retriever = api.Retriever.load(index_dir, quiet=quiet)
+    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None, desc="adding")
+    try:
+        if progress:
+            progress(0, 0)
+        manifest = retriever.add(corpus, upsert=upsert, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    _report_update(manifest, as_json, quiet)
+
+
+@main.command()
+@click.argument("index_dir", metavar="INDEX", type=click.Path(path_type=Path))
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
+def delete(index_dir: Path, ids: tuple[str, ...], as_json: bool) -> None:
+    """Delete documents by id (an unknown id deletes nothing); the model is not loaded."""
+    _report_update(api.delete_documents(index_dir, ids), as_json, quiet=False)
+
+
+def _report_update(manifest: dict, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        _print_json(manifest)
+    elif not quiet:
+        last = manifest["updates"][-1]
+        click.echo(f"added {last['added']:,}, deleted {last['deleted']:,}: {manifest['documents']:,} documents now",
+                   err=True)
+
+
+@main.command()
+@LAST_INDEX
+@click.option("--json", "as_json", is_flag=True)
+def verify(index_dir: Path | None, as_json: bool) -> None:
+    """Check every file against its checksum and the legs against each other; exit 1 if anything fails."""
+    report = api.verify(index_dir)
+    if as_json:
+        _print_json(report)
+    else:
+        for check in report["checks"]:
+            click.echo(f"{'ok ' if check['ok'] else 'BAD'}  {check['check']:<24} {check['detail']}")
+        click.echo(f"{report['path']}: {'verified' if report['ok'] else 'DAMAGED'}")
+    if not report["ok"]:
+        sys.exit(1)
 
 
 def _print_hits(query: str, hits: list[api.Hit]) -> None:
@@ -228,8 +304,7 @@ def _print_hits(query: str, hits: list[api.Hit]) -> None:
 
 @main.command()
 @click.argument("queries", nargs=-1, required=True)
-@click.option("--index", "index_dir", type=click.Path(path_type=Path),
-              help="Index folder (default: the last one built).")
+@LAST_INDEX
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--model", default=None, help="Refuse to search unless the index was built with this model.")
@@ -242,7 +317,7 @@ def search(queries: tuple[str, ...], index_dir: Path | None, k: int, mode: str, 
     if as_json:
         payload = [{"query": q, "mode": mode, "hits": [h.to_dict() for h in hits]}
                    for q, hits in zip(queries, results, strict=True)]
-        click.echo(json.dumps(payload if len(payload) > 1 else payload[0], indent=2, ensure_ascii=False))
+        _print_json(payload if len(payload) > 1 else payload[0])
         return
     for q, hits in zip(queries, results, strict=True):
         _print_hits(q, hits)
@@ -257,14 +332,13 @@ def _human_bytes(n: int) -> str:
 
 
 @main.command()
-@click.option("--index", "index_dir", type=click.Path(path_type=Path),
-              help="Index folder (default: the last one built).")
+@LAST_INDEX
 @click.option("--json", "as_json", is_flag=True)
 def info(index_dir: Path | None, as_json: bool) -> None:
     """Show what an index holds: model, method, every parameter, counts and sizes."""
     data = api.info(index_dir)
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        _print_json(data)
         return
     s, model = data["settings"], data["model"]
     lines = [
@@ -302,7 +376,7 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
     names = [m.strip() for m in methods.split(",") if m.strip()]
     rows = api.evaluate_sts(files, names, model=model, dtype=dtype)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _print_json(rows)
         return
     base = {r["file"]: r["seconds_per_1000"] for r in rows if r["method"] == names[0]}
     click.echo(f"{'method':<16} {'file':<40} {'spearman':>9} {'s/1k sent':>10} {'cost vs ' + names[0]:>14}")
@@ -357,7 +431,7 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
             if bar:
                 bar.close()
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        _print_json(report)
         return
     from .beir import markdown
 
@@ -375,7 +449,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
     rows = [{"name": p.name, "installed": is_installed(p.name), "default": p.name == DEFAULT_MODEL,
              "description": p.description, "packages": list(p.requirements)} for p in PRESETS.values()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _print_json(rows)
         return
     for r in rows:
         mark = "installed" if r["installed"] else "not installed"

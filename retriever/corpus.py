@@ -67,19 +67,32 @@ def _string_field(obj: dict, name: str, source: str | None, line: int | None, re
     return value
 
 
+def _encodable(value: str, source: str | None, line: int | None, name: str) -> str:
+    """JSON may spell lone surrogates (\\ud800) that no UTF-8 file or Parquet column can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", source, line, name) from None
+    return value
+
+
 def parse_document(obj: Any, source: str | None = None, line: int | None = None) -> Document:
     """Validate one corpus record (a decoded JSON object, or a dict from the Python API)."""
     if isinstance(obj, Document):
-        return obj
+        obj = {"_id": obj.id, "text": obj.text, "title": obj.title, "metadata": obj.metadata}
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", source, line)
     metadata = obj.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InputError("'metadata' must be an object", source, line, "metadata")
+    try:
+        _encodable(json.dumps(metadata, ensure_ascii=False), source, line, "metadata")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError(f"metadata cannot be stored as JSON ({exc})", source, line, "metadata") from None
     return Document(
-        id=_id_of(obj, source, line),
-        text=_string_field(obj, "text", source, line, required=True),
-        title=_string_field(obj, "title", source, line, required=False),
+        id=_encodable(_id_of(obj, source, line), source, line, "_id"),
+        text=_encodable(_string_field(obj, "text", source, line, required=True), source, line, "text"),
+        title=_encodable(_string_field(obj, "title", source, line, required=False), source, line, "title"),
         metadata=metadata,
     )
 

@@ -29,3 +29,8 @@ class BadIndexError(RetrieverError):
 
 class ModelError(RetrieverError):
     """A model that cannot be found or loaded."""
+
+
+class StorageError(RetrieverError):
+    """Writing or reading the engine's own files failed (a full disk, a permission): nothing half-written
+    is left under an index's name."""

@@ -1,9 +1,10 @@
 """Building an index: one forward pass per batch feeds both the dense and the key-token sparse leg;
 the BM25 lexical leg counts the same documents' words and needs no model.
 
-Documents stream to Parquet as they are encoded; the dense and residual vectors are kept until the end,
-because the sparse leg needs the first principal component of the whole (sampled) corpus before it can
-project any document.
+Documents and their vectors are committed to disk chunk by chunk as they are encoded (checkpoint.py), so
+memory does not grow with the corpus while the model runs and a killed build resumes. The legs are then
+assembled from the chunks: the sparse leg needs the first principal component of the whole (sampled)
+corpus before it can project any document, and BM25 needs the whole corpus's statistics.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from typing import Any
 
 import faiss
 import numpy as np
+import scipy.sparse as sp
 
+from .checkpoint import Checkpoint, Chunk
 from .corpus import Document
-from .dense import KINDS, DenseIndex
+from .dense import KINDS, build_faiss, normalize
 from .encoders import Encoder, EncodeStats, defaults_for, make_method
 from .errors import InputError, RetrieverError
 from .fusion import FUSIONS
 from .lexical import VOCAB_FILE, LexicalBuilder, LexicalConfig, vocabulary_bytes
-from .sparse import KeyTokenProjector, SparseConfig, SparseIndex, own_token_ids
-from .store import IndexWriter, remember_last
+from .sparse import KeyTokenProjector, SparseConfig, SparseIndex, first_component, own_token_ids, sample_rows
+from .store import FORMAT_VERSION, IndexWriter, exclusive, remember_last
 
 LEGS = ("dense", "sparse", "lexical")
 MODEL_LEGS = ("dense", "sparse")  # the legs that need the LLM's forward pass
@@ -116,95 +119,165 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 
 
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
-                progress: Progress | None = None, source: str | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, source: str | None = None, *, restart: bool = False,
+                chunk_size: int = CHUNK, u1: np.ndarray | None = None) -> dict[str, Any]:
     """Encode, index and write documents to target; returns the manifest.
 
-    The model's measured method defaults are filled in under the caller's parameters and stored, so
-    queries are encoded with exactly the parameters the documents were.
+    Work is committed chunk by chunk (checkpoint.py): run again after a crash, the build resumes from its
+    last committed chunk, unless restart. The model's measured method defaults are filled in under the
+    caller's parameters and stored, so queries are encoded with exactly the parameters the documents were.
+    u1: a principal component to use instead of fitting one (an existing index's, to score alike).
     """
     started = time.perf_counter()
     settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
                                                 **settings.method_params})
     method = make_method(settings.method, **settings.method_params)
-    encoder = Encoder(backbone, method, settings.max_tokens)
-    stats, dense_parts, residual_parts, count, empty = EncodeStats(), [], [], 0, 0
-    own: list[np.ndarray] | None = [] if "sparse" in settings.legs and settings.sparse.own_tokens else None
-    lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
-    with IndexWriter(target) as writer:
+    encoder = Encoder(backbone, method, settings.max_tokens) if settings.needs_model else None
+    with exclusive(target):
+        checkpoint = Checkpoint(target, {"model": backbone.fingerprint, "settings": settings.to_dict(),
+                                         "chunk_documents": chunk_size, "format_version": FORMAT_VERSION}, restart)
         if progress:
             progress(0, 0)  # the clock starts here: model loading is not indexing
-        for chunk in _chunks(documents, CHUNK):
-            writer.add_documents((d.id, d.title, d.text, d.metadata) for d in chunk)
-            empty += sum(not d.content.strip() for d in chunk)
-            count += len(chunk)
-            if lexical is not None:
-                lexical.add(d.content for d in chunk)
-            if settings.needs_model:
-                encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
-                stats.add(encoded.stats)
-                dense_parts.append(encoded.dense)
-                residual_parts.append(encoded.residual)
-                if own is not None:
-                    own += [np.asarray(ids, np.int32) for ids in  # 4 bytes a token, not a Python int's 28
-                            own_token_ids(backbone.tokenizer, [d.content for d in chunk], settings.max_tokens)]
-            elif progress:
-                progress(len(chunk), 0)
-        if count == 0:
-            raise InputError("empty corpus: no documents", source)
-        manifest = _write_model_legs(writer, backbone, settings, dense_parts, residual_parts, own)
-        if lexical is not None:
-            manifest.update(_write_lexical(writer, lexical))
-        manifest.update({
-            "model": backbone.describe(),
-            "settings": settings.to_dict(),
-            "method_parameters": method.parameters(),
-            "documents": count,
-            "documents_empty": empty,
-            "documents_truncated": stats.truncated,
-            "tokens_embedded": stats.tokens,
-            "padded_tokens": stats.padded_tokens,
-            "source": source,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_seconds": round(time.perf_counter() - started, 3),
-            "versions": _library_versions(),
-        })
-        path = writer.commit(manifest)
+        try:
+            resumed = _encode_chunks(documents, checkpoint, encoder, chunk_size, progress, source)
+        except BaseException:
+            if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
+                checkpoint.discard()
+            raise
+        manifest = {"model": backbone.describe(), "settings": settings.to_dict(),
+                    "method_parameters": method.parameters(), "source": source, "resumed_documents": resumed,
+                    "chunk_documents": chunk_size}
+        path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started)
+        checkpoint.discard()
     remember_last(path)
     return manifest
 
 
-def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, dense_parts: list[np.ndarray],
-                      residual_parts: list[np.ndarray], own: list[np.ndarray] | None) -> dict[str, Any]:
+def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoder: Encoder | None,
+                   chunk_size: int, progress: Progress | None, source: str | None) -> int:
+    """Encode and commit every chunk not committed yet; returns how many documents were already committed."""
+    resumed = seen = 0
+    for number, chunk in enumerate(_chunks(documents, chunk_size)):
+        seen = number + 1
+        if number < checkpoint.committed:
+            checkpoint.check(number, chunk, source)
+            resumed += len(chunk)
+            if progress:
+                progress(len(chunk), 0)
+            continue
+        arrays: dict[str, np.ndarray] = {}
+        info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
+        if encoder is not None:
+            encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
+            arrays = {"dense": encoded.dense, "residual": encoded.residual}
+            info["stats"] = asdict(encoded.stats)
+        elif progress:
+            progress(len(chunk), 0)
+        checkpoint.commit(number, chunk, arrays, info)
+    if seen == 0:
+        raise InputError("empty corpus: no documents", source)
+    if seen < checkpoint.committed:
+        raise InputError(f"the corpus changed since the interrupted build: it now ends in chunk {seen - 1}, "
+                         f"but {checkpoint.committed} chunks were committed; pass --restart", source)
+    return resumed
+
+
+def stored_contents(table) -> list[str]:
+    """What was embedded for each stored document (title and text, as Document.content joins them)."""
+    return [Document("", text, title).content
+            for title, text in zip(table.column("title").to_pylist(), table.column("text").to_pylist(),
+                                   strict=True)]
+
+
+def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: IndexSettings,
+              u1: np.ndarray | None, manifest: dict[str, Any], started: float) -> Path:
+    """The index from the committed chunks: documents copied, legs built, manifest written last."""
+    chunks = list(checkpoint.chunks())
+    stats, empty, count = EncodeStats(), 0, 0
+    lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
+    with IndexWriter(target) as writer:
+        for chunk in chunks:
+            table = chunk.documents()
+            writer.add_documents(table)
+            count += table.num_rows
+            empty += chunk.info["empty"]
+            stats.add(EncodeStats(**chunk.info.get("stats", {})))
+            if lexical is not None:
+                lexical.add(stored_contents(table))
+        manifest.update(_write_model_legs(writer, backbone, settings, chunks, u1))
+        if lexical is not None:
+            manifest.update(write_lexical(writer, lexical))
+        manifest.update({
+            "documents": count, "documents_empty": empty, "documents_truncated": stats.truncated,
+            "tokens_embedded": stats.tokens, "padded_tokens": stats.padded_tokens,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 3), "versions": _library_versions()})
+        return writer.commit(manifest)
+
+
+def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, chunks: list[Chunk],
+                      u1: np.ndarray | None) -> dict[str, Any]:
     info: dict[str, Any] = {}
-    if not settings.needs_model:
-        return info
-    dense, residual = np.concatenate(dense_parts), np.concatenate(residual_parts)
     if "dense" in settings.legs:
-        index = DenseIndex.build(dense, settings.dense_kind)
-        writer.add_array("dense", index.vectors)
-        writer.add_file(DENSE_FAISS, faiss.serialize_index(index.index).tobytes())
-        info["dense_dim"] = int(dense.shape[1])
+        info.update(write_dense(writer, normalize(np.concatenate([c.array("dense") for c in chunks])),
+                                settings.dense_kind))
     if "sparse" in settings.legs:
-        projector = make_projector(backbone, settings)
-        lexical = projector.lexical(residual)
-        u1 = projector.fit(lexical)
-        writer.add_array("u1", u1)
-        info["u1_sha256"] = hashlib.sha256(u1.tobytes()).hexdigest()
-        sparse = SparseIndex(projector.documents(lexical, own))
-        _add_csr(writer, "sparse_rows", sparse.doc_rows)
-        _add_csr(writer, "sparse_postings", sparse.postings)
-        info["sparse_nnz"] = int(sparse.doc_rows.nnz)
-        info["vocab_size"] = projector.vocab_size
+        projector = make_projector(backbone, settings, u1)
+        if u1 is None:
+            projector.u1 = first_component(_sample(projector, chunks))
+        elif u1.shape != (backbone.hidden_size,):
+            raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
+        rows = [document_rows(projector, backbone, settings, c.documents(), c.array("residual")) for c in chunks]
+        info.update(write_sparse(writer, projector.u1, sp.vstack(rows, format="csr")))
     return info
 
 
+def write_dense(writer: IndexWriter, unit: np.ndarray, kind: str) -> dict[str, Any]:
+    """The dense leg from unit vectors (normalised once: re-normalising could move the last bits)."""
+    writer.add_array("dense", unit)
+    writer.add_file(DENSE_FAISS, faiss.serialize_index(build_faiss(unit, kind)).tobytes())
+    return {"dense_dim": int(unit.shape[1])}
+
+
+def write_sparse(writer: IndexWriter, u1: np.ndarray, rows: sp.csr_matrix) -> dict[str, Any]:
+    """The key-token leg: its u_1, the document rows (documents x vocabulary) and their postings."""
+    sparse = SparseIndex(rows)
+    writer.add_array("u1", u1)
+    _add_csr(writer, "sparse_rows", sparse.doc_rows)
+    _add_csr(writer, "sparse_postings", sparse.postings)
+    return {"u1_sha256": hashlib.sha256(u1.tobytes()).hexdigest(), "sparse_nnz": int(rows.nnz),
+            "vocab_size": int(rows.shape[1])}
+
+
+def _sample(projector: KeyTokenProjector, chunks: list[Chunk]) -> np.ndarray:
+    """The vectors u_1 is fitted on, gathered chunk by chunk: never the whole corpus in memory."""
+    rows = sample_rows(sum(c.info["documents"] for c in chunks))
+    parts, offset = [], 0
+    for chunk in chunks:
+        n = chunk.info["documents"]
+        mine = rows[(rows >= offset) & (rows < offset + n)] - offset
+        if len(mine):
+            parts.append(projector.lexical(np.array(chunk.array("residual")[mine])))
+        offset += n
+    return np.concatenate(parts)
+
+
+def document_rows(projector: KeyTokenProjector, backbone, settings: IndexSettings, table,
+                  residual: np.ndarray) -> sp.csr_matrix:
+    """Key-token rows of stored documents (a documents table) from their residual vectors."""
+    own = None
+    if settings.sparse.own_tokens:
+        own = own_token_ids(backbone.tokenizer, stored_contents(table), settings.max_tokens)
+    return projector.documents(projector.lexical(np.array(residual)), own)
+
+
 def _add_csr(writer: IndexWriter, name: str, matrix) -> None:
-    """A CSR matrix as three plain .npy arrays (read back by searcher._load_csr): no pickle."""
+    """A CSR matrix as three plain .npy arrays (read back by store.load_csr): no pickle."""
     for part in ("indptr", "indices", "data"):
         writer.add_array(f"{name}_{part}", getattr(matrix, part))
 
 
-def _write_lexical(writer: IndexWriter, lexical: LexicalBuilder) -> dict[str, Any]:
+def write_lexical(writer: IndexWriter, lexical: LexicalBuilder) -> dict[str, Any]:
     postings = lexical.postings()
     writer.add_file(VOCAB_FILE, vocabulary_bytes(lexical.vocabulary()))
     _add_csr(writer, "lexical_postings", postings)

@@ -85,12 +85,13 @@ class LexicalBuilder:
         self.config = config
         self.analyzer = Analyzer(config)
         self.vocab: dict[str, int] = {}
-        self.documents: list[list[int]] = []
+        self.documents: list[np.ndarray] = []  # int32 word ids: 4 bytes a word, not a Python int's 28
 
     def add(self, texts: Iterable[str]) -> None:
         vocab = self.vocab
         for text in texts:
-            self.documents.append([vocab.setdefault(w, len(vocab)) for w in self.analyzer.words(text)])
+            ids = [vocab.setdefault(w, len(vocab)) for w in self.analyzer.words(text)]
+            self.documents.append(np.array(ids, dtype=np.int32))
 
     def postings(self) -> sp.csr_matrix:
         """BM25 weight of every (word, document) pair, vocabulary x documents, from bm25s."""

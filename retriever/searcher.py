@@ -23,7 +23,7 @@ from .fusion import fuse
 from .indexer import DENSE_FAISS, LEGS, MODEL_LEGS, IndexSettings, make_projector
 from .lexical import VOCAB_FILE, LexicalQueries, parse_vocabulary
 from .sparse import SparseIndex, own_token_ids
-from .store import load_array, read_documents, read_file
+from .store import load_array, load_csr, read_documents, read_file
 
 MODES = ("hybrid", "dense", "sparse", "lexical")
 QUERY_CHUNK = 64
@@ -48,25 +48,34 @@ class EncodedQueries:
         return self.dense is not None if leg == "dense" else leg in self.rows
 
 
-def _load_csr(folder: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
-    parts = [load_array(folder, f"{name}_{part}") for part in ("data", "indices", "indptr")]
+def _read_faiss(folder: Path, manifest: dict[str, Any]) -> faiss.Index:
+    """FAISS's file, checksummed before FAISS parses it: damaged native data could crash the process."""
+    data = read_file(folder, DENSE_FAISS, manifest)
     try:
-        return sp.csr_matrix(tuple(parts), shape=shape)
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:  # FAISS reports a damaged file this way
+        raise BadIndexError(f"{folder / DENSE_FAISS}: cannot read the FAISS index "
+                            f"({str(exc).splitlines()[0]})") from None
+
+
+def _dense_index(folder: Path, manifest: dict[str, Any]) -> DenseIndex:
+    vectors, index = load_array(folder, "dense"), _read_faiss(folder, manifest)
+    if vectors.ndim != 2 or len(vectors) != manifest["documents"] or index.d != vectors.shape[1]:
+        raise BadIndexError(f"{folder}: dense.npy has shape {vectors.shape} and the FAISS index dimension "
+                            f"{index.d}, for {manifest['documents']} documents")
+    try:
+        return DenseIndex(vectors, index)
     except ValueError as exc:
-        raise BadIndexError(f"{folder}: sparse arrays '{name}' are inconsistent ({exc})") from None
-
-
-def _read_faiss(path: Path) -> faiss.Index:
-    try:
-        return faiss.read_index(str(path))
-    except RuntimeError as exc:  # FAISS reports a damaged or missing file this way
-        raise BadIndexError(f"{path}: cannot read the FAISS index ({str(exc).splitlines()[0]})") from None
+        raise BadIndexError(f"{folder}: {exc}") from None
 
 
 class Searcher:
     def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone):
         folder = Path(folder)
-        self.settings = IndexSettings.from_dict(manifest["settings"])
+        try:
+            self.settings = IndexSettings.from_dict(manifest["settings"])
+        except (TypeError, ValueError, RetrieverError) as exc:
+            raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
         self.backbone = backbone
         self.encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
                                self.settings.max_tokens)
@@ -78,33 +87,36 @@ class Searcher:
         self.dense, self.projector, self.lexical = None, None, None
         self.inverted: dict[str, SparseIndex] = {}  # the legs searched by a sparse product
         if "dense" in self.settings.legs:
-            self.dense = DenseIndex(load_array(folder, "dense"), _read_faiss(folder / DENSE_FAISS))
+            self.dense = _dense_index(folder, manifest)
         if "sparse" in self.settings.legs:
-            self.projector = make_projector(backbone, self.settings, np.array(load_array(folder, "u1")))
+            u1 = np.array(load_array(folder, "u1"))
+            if u1.shape != (backbone.hidden_size,) or not np.all(np.isfinite(u1)):
+                raise BadIndexError(f"{folder / 'u1.npy'}: not a finite vector of the model's width "
+                                    f"{backbone.hidden_size} (shape {u1.shape})")
+            self.projector = make_projector(backbone, self.settings, u1)
             vocab = self.projector.vocab_size
-            self.inverted["sparse"] = SparseIndex(_load_csr(folder, "sparse_rows", (n, vocab)),
-                                                  _load_csr(folder, "sparse_postings", (vocab, n)))
+            self.inverted["sparse"] = SparseIndex(load_csr(folder, "sparse_rows", (n, vocab)),
+                                                  load_csr(folder, "sparse_postings", (vocab, n)))
         if "lexical" in self.settings.legs:
-            vocabulary = parse_vocabulary(read_file(folder, VOCAB_FILE), str(folder / VOCAB_FILE))
+            vocabulary = parse_vocabulary(read_file(folder, VOCAB_FILE, manifest), str(folder / VOCAB_FILE))
             self.lexical = LexicalQueries(self.settings.lexical, vocabulary)
             self.inverted["lexical"] = SparseIndex.from_postings(
-                _load_csr(folder, "lexical_postings", (len(vocabulary), n)))
+                load_csr(folder, "lexical_postings", (len(vocabulary), n)))
         self.legs = tuple(leg for leg in LEGS if leg in self.settings.legs)
 
     def encode(self, queries: Sequence[str], legs: Sequence[str] | None = None) -> EncodedQueries:
         """Queries for the given legs (default: all); the LLM runs only when a leg needs it."""
         legs = self.legs if legs is None else legs
         for i, q in enumerate(queries):
-            if not isinstance(q, str) or not q.strip():
-                raise InputError("empty query" if isinstance(q, str) else "a query must be a string",
-                                 "queries", i + 1)
+            _check_query(q, i + 1)
         encoded = EncodedQueries(len(queries))
         if any(leg in MODEL_LEGS for leg in legs):
-            vectors = self.encoder.encode(list(queries))
+            with self.backbone.lock:  # the tokenizer too is shared state (encoders: Encoder.encode)
+                vectors = self.encoder.encode(list(queries))
+                own = own_token_ids(self.backbone.tokenizer, queries) if "sparse" in legs else None
             if "dense" in legs:
                 encoded.dense = vectors.dense
-            if "sparse" in legs:
-                own = own_token_ids(self.backbone.tokenizer, queries)
+            if own is not None:
                 encoded.rows["sparse"] = self.projector.queries(self.projector.lexical(vectors.residual), own)
         if "lexical" in legs:
             encoded.rows["lexical"] = self.lexical.encode(queries)
@@ -179,6 +191,17 @@ class Searcher:
             return self.lexical.vocabulary[token]
         raw = self.backbone.tokenizer.decode([token])
         return raw.strip() or repr(raw)
+
+
+def _check_query(query: Any, number: int) -> None:
+    if not isinstance(query, str):
+        raise InputError("a query must be a string", "queries", number)
+    if not query.strip():
+        raise InputError("empty query", "queries", number)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", "queries", number) from None
 
 
 def _top_positive(scores: np.ndarray, depth: int) -> np.ndarray:

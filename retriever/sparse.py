@@ -48,15 +48,23 @@ class SparseConfig:
         return asdict(self)
 
 
-def first_component(vectors: np.ndarray, sample: int = 20000, seed: int = 0) -> np.ndarray:
-    """u_1: first right singular vector of the uncentered embedding matrix (of a sample when large).
+PC_SAMPLE = 20000  # documents u_1 is fitted on: plenty for one direction, and bounded memory at any size
+
+
+def sample_rows(n: int, size: int = PC_SAMPLE, seed: int = 0) -> np.ndarray:
+    """Sorted row numbers of the documents u_1 is fitted on: all of them up to size, else a seeded sample."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def first_component(vectors: np.ndarray) -> np.ndarray:
+    """u_1: first right singular vector of the uncentered embedding matrix (callers pass a sample).
 
     The sign is fixed so that the embeddings project positively on average: the same data always
     yields the same u_1, which keeps index builds reproducible.
     """
     x = np.asarray(vectors, dtype=np.float64)
-    if len(x) > sample:
-        x = x[np.random.default_rng(seed).choice(len(x), sample, replace=False)]
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     u1 = vt[0]
     if (x @ u1).sum() < 0:
@@ -98,7 +106,7 @@ class KeyTokenProjector:
             return self.norm(x).float().cpu().numpy()
 
     def fit(self, lexical: np.ndarray) -> np.ndarray:
-        self.u1 = first_component(lexical)
+        self.u1 = first_component(lexical[sample_rows(len(lexical))])
         return self.u1
 
     def token_scores(self, lexical: np.ndarray) -> torch.Tensor:

@@ -8,26 +8,110 @@ allow_pickle=False and FAISS's own format, none of which can execute code.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
-from .errors import BadIndexError
+from .corpus import Document
+from .errors import BadIndexError, StorageError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.parquet"
 LAST_POINTER = ".last"
+# What loading relies on before anything else: field -> type, and the text fields inside two of them.
+REQUIRED = {"settings": dict, "documents": int, "model": dict, "files": dict}
+REQUIRED_TEXT = {"settings": ("method",), "model": ("name", "fingerprint", "dtype")}
 DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
                              ("metadata", pa.string())])
+
+
+def documents_table(documents: Sequence[Document]) -> pa.Table:
+    """Documents as the index stores them (metadata as JSON text), in internal-id order."""
+    return pa.table({"id": [d.id for d in documents], "title": [d.title for d in documents],
+                     "text": [d.text for d in documents],
+                     "metadata": [json.dumps(d.metadata, ensure_ascii=False) for d in documents]},
+                    schema=DOCUMENT_SCHEMA)
+
+
+@contextmanager
+def guard_disk(path: Path) -> Iterator[None]:
+    """An OS error while writing (a full disk above all) becomes one clear StorageError naming the path."""
+    try:
+        yield
+    except OSError as exc:
+        hint = "; free some space and run it again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise StorageError(f"cannot write {exc.filename or path}: {exc.strerror or exc}{hint} "
+                           "(any existing index under that name is untouched)") from None
+
+
+@contextmanager
+def exclusive(target: str | Path) -> Iterator[None]:
+    """One writer per index name at a time (builds, resumes, updates): a second one is refused, not
+    interleaved, because two writers would each publish a version that lacks the other's work.
+
+    The lock file is removed on release while still locked; a locker that opened the removed file
+    notices (its inode is no longer the path's) and is refused like any other contender.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    busy = StorageError(f"{target}: another build or update of this index is running; wait for it to finish")
+    with guard_disk(lock), open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        try:
+            if not lock.exists() or os.stat(lock).st_ino != os.fstat(fh.fileno()).st_ino:
+                raise busy  # the holder before us removed this file: another writer has a newer one
+            try:
+                yield
+            finally:
+                lock.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's files and its entries to disk, so a rename after it publishes complete data."""
+    for p in folder.iterdir():
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while data := fh.read(block):
+            h.update(data)
+    return h.hexdigest()
+
+
+def seal(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with a checksum of its own content, so a changed value (a weight, a count) is caught
+    on load like a changed file is."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return {**body, "checksum": hashlib.sha256(canonical).hexdigest()}
 
 
 def home() -> Path:
@@ -89,35 +173,37 @@ class IndexWriter:
         if self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def add_documents(self, rows: Iterable[tuple[str, str, str, dict]]) -> None:
-        """Append documents (id, title, text, metadata) in internal-id order; streams to disk."""
-        rows = list(rows)
-        table = pa.table({"id": [r[0] for r in rows], "title": [r[1] for r in rows],
-                          "text": [r[2] for r in rows],
-                          "metadata": [json.dumps(r[3], ensure_ascii=False) for r in rows]},
-                         schema=DOCUMENT_SCHEMA)
-        if self._documents is None:
-            self._documents = pq.ParquetWriter(self.folder / DOCUMENTS, DOCUMENT_SCHEMA, compression="zstd")
-        self._documents.write_table(table)
+    def add_documents(self, table: pa.Table) -> None:
+        """Append documents (DOCUMENT_SCHEMA) in internal-id order; streams to disk."""
+        with guard_disk(self.folder / DOCUMENTS):
+            if self._documents is None:
+                self._documents = pq.ParquetWriter(self.folder / DOCUMENTS, DOCUMENT_SCHEMA, compression="zstd")
+            self._documents.write_table(table.cast(DOCUMENT_SCHEMA))
 
     def add_file(self, name: str, data: bytes) -> None:
-        (self.folder / name).write_bytes(data)
+        with guard_disk(self.folder / name):
+            (self.folder / name).write_bytes(data)
 
     def add_array(self, name: str, array: np.ndarray) -> None:
-        np.save(self.folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        with guard_disk(self.folder / f"{name}.npy"):
+            np.save(self.folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        """Write the manifest last, then swap the folder into place."""
-        if self._documents is None:
-            self.add_documents([])
-        self._documents.close()
-        self._documents = None
-        manifest = {"format_version": FORMAT_VERSION, **manifest}
-        manifest["files"] = {p.name: p.stat().st_size for p in sorted(self.folder.iterdir())}
-        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        for p in self.folder.iterdir():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
+        """Write the manifest last, with every file's size and sha256, then swap the folder into place."""
+        with guard_disk(self.folder):
+            if self._documents is None:
+                self.add_documents(documents_table([]))
+            self._documents.close()
+            self._documents = None
+            manifest = {"format_version": FORMAT_VERSION, **manifest}
+            files = sorted(self.folder.iterdir())
+            manifest["files"] = {p.name: p.stat().st_size for p in files}
+            manifest["sha256"] = {p.name: file_sha256(p) for p in files}
+            (self.folder / MANIFEST).write_text(json.dumps(seal(manifest), indent=2, ensure_ascii=False))
+            fsync_folder(self.folder)
+            return self._swap()
+
+    def _swap(self) -> Path:
         old = None
         if self.target.exists():
             old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
@@ -129,7 +215,8 @@ class IndexWriter:
         return self.target
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any]:
+def read_json_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest alone, format checked; the files it lists are not looked at."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not folder.is_dir():
@@ -140,9 +227,26 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadIndexError(f"{path}: unreadable manifest ({exc})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BadIndexError(f"{path}: index format {manifest.get('format_version')} is not supported "
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise BadIndexError(f"{path}: index format {version} is not supported "
                             f"(this version reads format {FORMAT_VERSION}); rebuild the index")
+    if "checksum" in manifest and seal(manifest)["checksum"] != manifest["checksum"]:
+        raise BadIndexError(f"{path}: its checksum does not match its content; the manifest was altered or "
+                            "damaged")
+    for key, kind in REQUIRED.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise BadIndexError(f"{path}: field '{key}' is missing or not a {kind.__name__}; the index is damaged")
+    for key, names in REQUIRED_TEXT.items():
+        if missing := [n for n in names if not isinstance(manifest[key].get(n), str)]:
+            raise BadIndexError(f"{path}: field '{key}' lacks {', '.join(missing)}; the index is damaged")
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest, after the cheap check that every file it lists is there with its recorded size."""
+    folder = Path(folder)
+    manifest = read_json_manifest(folder)
     for name, size in manifest.get("files", {}).items():
         actual = (folder / name).stat().st_size if (folder / name).exists() else None
         if actual != size:
@@ -159,12 +263,32 @@ def load_array(folder: str | Path, name: str, mmap: bool = True) -> np.ndarray:
         raise BadIndexError(f"{path}: cannot read ({exc})") from None
 
 
-def read_file(folder: str | Path, name: str) -> bytes:
+def read_file(folder: str | Path, name: str, manifest: dict[str, Any] | None = None) -> bytes:
+    """A whole file; checked against the manifest's sha256 when given one (cheap: it is read anyway)."""
     path = Path(folder) / name
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise BadIndexError(f"{path}: cannot read ({exc.strerror})") from None
+    expected = (manifest or {}).get("sha256", {}).get(name)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise BadIndexError(f"{path}: its checksum does not match the manifest; the file was altered or "
+                            "damaged (`retriever verify` checks every file)")
+    return data
+
+
+def load_csr(folder: str | Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR matrix from its three .npy arrays, with the structural checks that keep a damaged file from
+    becoming a wrong answer or a crash inside scipy: pointers monotone and matching, ids in range."""
+    data, indices, indptr = (load_array(folder, f"{name}_{part}") for part in ("data", "indices", "indptr"))
+    where = f"{Path(folder) / name}_*.npy"
+    if indptr.ndim != 1 or len(indptr) != shape[0] + 1 or indices.ndim != 1 or len(indices) != len(data):
+        raise BadIndexError(f"{where}: array lengths do not fit a {shape[0]} x {shape[1]} matrix")
+    if len(indptr) and (indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0)):
+        raise BadIndexError(f"{where}: row pointers are damaged")
+    if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise BadIndexError(f"{where}: column ids out of range")
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def rewrite_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
@@ -172,7 +296,7 @@ def rewrite_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
     path = Path(folder) / MANIFEST
     temp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
     with open(temp, "w") as fh:
-        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False))
+        fh.write(json.dumps(seal(manifest), indent=2, ensure_ascii=False))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(temp, path)

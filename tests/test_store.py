@@ -11,31 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from retriever import BadIndexError, Retriever
-from retriever.backbones import load_backbone
+from retriever import BadIndexError, Retriever, RetrieverError
 
 from .conftest import DEMO, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, backbone):
-    """A second, different model: a 2-layer random llama with the default model's tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(backbone.tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         tie_word_embeddings=True)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    backbone.tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tiny_model):
-    return load_backbone(str(tiny_model), dtype="float32")
 
 
 def _ids(retriever, query="honey bees"):
@@ -69,7 +47,7 @@ def test_interrupted_build_keeps_the_old_index(tmp_path, tiny_backbone, monkeypa
             Retriever.build(DEMO, path, backbone=tiny_backbone)
     assert (path / "manifest.json").read_text() == manifest_before
     assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
-    assert not list(tmp_path.glob(".idx.*"))  # no temporary folder left behind
+    assert not list(tmp_path.glob(".idx.tmp-*"))  # no half-assembled index left behind
 
 
 def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
@@ -83,16 +61,16 @@ def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
             f"Retriever.build({str(big)!r}, {str(path)!r}, model={str(tiny_model)!r}, dtype='float32')\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
     deadline = time.time() + 120
-    while not list(tmp_path.glob(".idx.tmp-*")) and time.time() < deadline and proc.poll() is None:
+    while not list(tmp_path.glob(".idx.partial/chunk-*")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.5)
     assert proc.poll() is None, "the build finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert list(tmp_path.glob(".idx.tmp-*")), "the killed build should have left its temporary folder"
     assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
-    Retriever.build(DEMO, path, backbone=tiny_backbone)
-    assert not list(tmp_path.glob(".idx.tmp-*"))
+    with pytest.raises(RetrieverError, match="the corpus changed since the interrupted build"):
+        Retriever.build(DEMO, path, backbone=tiny_backbone)
+    assert _ids(Retriever.build(DEMO, path, backbone=tiny_backbone, restart=True)) == before
+    assert not list(tmp_path.glob(".idx.*"))
 
 
 def test_damaged_and_missing_indexes_are_clear_errors(tmp_path, tiny_backbone):
@@ -127,7 +105,7 @@ def test_single_leg_index_and_hnsw(tmp_path, tiny_backbone):
         dense_only.search("bees", mode="sparse")
 
 
-def test_sigterm_during_cli_build_cleans_up(tmp_path, tiny_model):
+def test_sigterm_during_cli_build_stops_cleanly_and_keeps_work(tmp_path, tiny_model):
     big = write_jsonl(tmp_path / "big.jsonl",
                       [{"_id": str(i), "text": f"document number {i} about topic {i % 97} " * 20}
                        for i in range(30000)])
@@ -135,13 +113,13 @@ def test_sigterm_during_cli_build_cleans_up(tmp_path, tiny_model):
            "--index", str(tmp_path / "idx"), "--quiet"]
     proc = subprocess.Popen(cli, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not list(tmp_path.glob(".idx.tmp-*")) and time.time() < deadline and proc.poll() is None:
+    while not list(tmp_path.glob(".idx.partial/chunk-*")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    assert not list(tmp_path.glob(".idx*")) and not (tmp_path / "idx").exists()
+    assert proc.returncode == 130 and "interrupted" in err and "resumes" in err and "Traceback" not in err
+    assert not (tmp_path / "idx").exists() and not list(tmp_path.glob(".idx.tmp-*"))
+    assert list(tmp_path.glob(".idx.partial/chunk-000000/chunk.json"))  # the work is kept for resuming
 
 
 def test_documents_without_text_or_title_are_indexed_and_counted(tmp_path, tiny_backbone):

@@ -127,6 +127,10 @@ class Encoder:
 
         on_batch(texts, tokens) is called after each batch (texts counted on the last prompt only).
         """
+        with self.backbone.lock:
+            return self._encode(texts, on_batch)
+
+    def _encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None) -> Encoded:
         bodies, truncated = self.bodies(texts)
         stats = EncodeStats(texts=len(texts), truncated=truncated)
         hidden = self.backbone.hidden_size

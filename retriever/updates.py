@@ -1,0 +1,137 @@
+"""Adding and deleting documents in a built index, with old and new documents scored alike.
+
+New documents are encoded with the index's stored method parameters and projected with its stored u_1,
+alpha and K, so they are scored exactly as if they had been there from the start. The BM25 leg is
+recomputed from every stored text, because its idf and average length are statistics of the whole
+corpus. The result therefore equals a fresh build of the final corpus with u_1 held fixed (tested).
+
+An update writes the new version of the index aside and swaps it in, as a build does (store.IndexWriter):
+a reader sees the old index or the new one, a crash leaves the old one, and a deleted document is gone
+from every leg at once. The price is rewriting the index's files; the model only runs on new documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from .corpus import Document
+from .dense import normalize
+from .encoders import Encoder, EncodeStats, make_method
+from .errors import InputError, RetrieverError
+from .indexer import (
+    CHUNK,
+    IndexSettings,
+    Progress,
+    document_rows,
+    make_projector,
+    stored_contents,
+    write_dense,
+    write_lexical,
+    write_sparse,
+)
+from .lexical import LexicalBuilder
+from .store import IndexWriter, documents_table, exclusive, load_array, load_csr, read_documents, read_manifest
+
+
+def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
+                 upsert: bool = False, backbone=None, progress: Progress | None = None,
+                 source: str | None = None) -> dict[str, Any]:
+    """Delete ids, then append documents; returns the new manifest. The backbone is needed only to add
+    to an index with a model leg (the caller checks it is the index's model)."""
+    folder = Path(folder)
+    with exclusive(folder):
+        manifest = read_manifest(folder)
+        settings = IndexSettings.from_dict(manifest["settings"])
+        old, new = read_documents(folder), list(add)
+        removed = _rows_to_remove(old.column("id").to_pylist(), delete, new, upsert, source)
+        if new and settings.needs_model and backbone is None:
+            raise RetrieverError("adding documents to an index with a model leg needs its model")
+        keep = np.ones(old.num_rows, dtype=bool)
+        keep[sorted(removed)] = False
+        encoded = _encode(new, settings, backbone, progress)
+        table = pa.concat_tables([old.filter(pa.array(keep)), documents_table(new)])
+        with IndexWriter(folder) as writer:
+            writer.add_documents(table)
+            legs = _write_legs(writer, folder, manifest, settings, keep, table, encoded, backbone, new)
+            writer.commit(_updated_manifest(manifest, legs, table, encoded, len(new), len(removed), source))
+    return read_manifest(folder)
+
+
+def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], upsert: bool,
+                    source: str | None) -> set[int]:
+    """Rows of the deleted ids, and of the ids new documents replace; unknown or clashing ids refuse all."""
+    position = {doc_id: i for i, doc_id in enumerate(ids)}
+    if missing := [i for i in delete if i not in position]:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(f"not in the index: {', '.join(repr(i) for i in missing[:5])}{more}; nothing was deleted")
+    removed = {position[i] for i in delete}
+    for doc in new:
+        if doc.id in position:
+            if not upsert:
+                raise InputError(f"id '{doc.id}' is already in the index; pass --upsert to replace it "
+                                 "(nothing was changed)", source, field="_id")
+            removed.add(position[doc.id])
+    if len(removed) == len(ids) and not new:
+        raise InputError("that would delete every document; an index keeps at least one (nothing was deleted)")
+    return removed
+
+
+def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.Table, encoded, added: int,
+                      deleted: int, source: str | None) -> dict[str, Any]:
+    """The old manifest with new counts and an entry in its update log (files and checksums are redone)."""
+    stats = encoded[2] if encoded else EncodeStats()
+    log = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "added": added, "deleted": deleted,
+           "source": source}
+    updated = {**manifest, **legs, "documents": table.num_rows,
+               "documents_empty": sum(not c.strip() for c in stored_contents(table)),
+               "documents_truncated": manifest["documents_truncated"] + stats.truncated,
+               "tokens_embedded": manifest["tokens_embedded"] + stats.tokens,
+               "updates": [*manifest.get("updates", []), log]}
+    for key in ("format_version", "files", "sha256"):
+        updated.pop(key, None)
+    return updated
+
+
+def _encode(new: list[Document], settings: IndexSettings, backbone,
+            progress: Progress | None) -> tuple[np.ndarray, np.ndarray, EncodeStats] | None:
+    if not new or not settings.needs_model:
+        return None
+    encoder = Encoder(backbone, make_method(settings.method, **settings.method_params), settings.max_tokens)
+    stats, dense, residual = EncodeStats(), [], []
+    for start in range(0, len(new), CHUNK):
+        encoded = encoder.encode([d.content for d in new[start:start + CHUNK]], on_batch=progress)
+        stats.add(encoded.stats)
+        dense.append(encoded.dense)
+        residual.append(encoded.residual)
+    return np.concatenate(dense), np.concatenate(residual), stats
+
+
+def _write_legs(writer: IndexWriter, folder: Path, manifest: dict[str, Any], settings: IndexSettings,
+                keep: np.ndarray, table: pa.Table, encoded, backbone, new: list[Document]) -> dict[str, Any]:
+    legs: dict[str, Any] = {}
+    n_old = len(keep)
+    if "dense" in settings.legs:
+        parts = [np.asarray(load_array(folder, "dense"))[keep]]
+        if encoded:
+            parts.append(normalize(encoded[0]))
+        legs.update(write_dense(writer, np.concatenate(parts), settings.dense_kind))
+    if "sparse" in settings.legs:
+        u1 = np.array(load_array(folder, "u1"))
+        rows = [load_csr(folder, "sparse_rows", (n_old, manifest["vocab_size"]))[keep]]
+        if encoded:
+            projector = make_projector(backbone, settings, u1)
+            rows.append(document_rows(projector, backbone, settings, documents_table(new), encoded[1]))
+        legs.update(write_sparse(writer, u1, sp.vstack(rows, format="csr")))
+    if "lexical" in settings.legs:
+        lexical = LexicalBuilder(settings.lexical)
+        lexical.add(stored_contents(table))
+        legs.update(write_lexical(writer, lexical))
+    return legs
+
