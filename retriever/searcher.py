@@ -163,7 +163,7 @@ class Searcher:
             for qi in range(start, stop):
                 full = {leg: block[qi - start] for leg, block in blocks.items()}
                 lists = [dense_top[qi][dense_top[qi] >= 0]] if dense_top is not None else []
-                lists += [_top_positive(full[leg], depth) for leg in legs if leg in full]
+                lists += [top_positive(full[leg], depth) for leg in legs if leg in full]
                 candidates = np.array(list(dict.fromkeys(np.concatenate(lists).tolist())), dtype=np.int64)
                 scores = {leg: s[candidates] for leg, s in full.items()}
                 if encoded.dense is not None:
@@ -204,7 +204,7 @@ def _check_query(query: Any, number: int) -> None:
         raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", "queries", number) from None
 
 
-def _top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
+def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
     """Ids of the highest positive scores: a document sharing no token with the query was not found."""
     positive = np.flatnonzero(scores > 0)
     if len(positive) > depth:

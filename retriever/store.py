@@ -70,7 +70,9 @@ def exclusive(target: str | Path) -> Iterator[None]:
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
     busy = StorageError(f"{target}: another build or update of this index is running; wait for it to finish")
-    with guard_disk(lock), open(lock, "a+") as fh:
+    with guard_disk(lock):
+        fh = open(lock, "a+")  # noqa: SIM115 (closed below; only the opening is a disk error)
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,6 +1,9 @@
 """Kill-and-resume trials: SIGKILL `retriever index` at random moments, run the same command again, and
 compare the index with an uninterrupted build's (every array, the documents, and search results).
 
+A trial picks a number of committed chunks from 0 to all of them, waits for it, waits a random 0-1 s
+more, and kills: the kill points spread over model loading, encoding, committing and assembling.
+
     python scripts/kill_resume.py [--corpus retriever/data/demo.jsonl] [--trials 20] [--chunk-size 2]
 
 Prints one row per trial (when it was killed, what was committed by then) and a summary for
@@ -35,10 +38,13 @@ def _command(corpus: Path, index: Path, model: str, chunk_size: int) -> list[str
             "--chunk-size", str(chunk_size), "--quiet"]
 
 
+def _committed(index: Path) -> int:
+    return len(list((index.parent / f".{index.name}.partial").glob("chunk-*/chunk.json")))
+
+
 def _state(index: Path) -> str:
     """What a kill interrupted: the chunks committed, and whether the index was being assembled."""
-    partial = index.parent / f".{index.name}.partial"
-    chunks = len(list(partial.glob("chunk-*/chunk.json")))
+    chunks = _committed(index)
     if (index / "manifest.json").exists():
         return "finished"
     assembling = any(index.parent.glob(f".{index.name}.tmp-*"))
@@ -73,14 +79,19 @@ def main() -> None:
     started = time.perf_counter()
     subprocess.run(_command(args.corpus, whole, args.model, args.chunk_size), check=True)
     full = time.perf_counter() - started
+    chunks = -(-sum(1 for line in args.corpus.read_text().splitlines() if line.strip()) // args.chunk_size)
     backbone = Retriever.load(whole).backbone
     expected = _results(whole, backbone)
     rng, rows = random.Random(args.seed), []
     for trial in range(args.trials):
         index = args.work / f"t{trial}"
-        delay = rng.uniform(0.05, 1.0) * full
+        wanted, extra = rng.randint(0, chunks), rng.uniform(0.0, 1.0)  # kill points spread over the work
         proc = subprocess.Popen(_command(args.corpus, index, args.model, args.chunk_size))
-        time.sleep(delay)
+        started = time.perf_counter()
+        while _committed(index) < wanted and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(extra)
+        delay = time.perf_counter() - started
         killed = proc.poll() is None
         state = _state(index)
         if killed:
