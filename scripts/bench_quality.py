@@ -30,6 +30,9 @@ CONFIGS = {  # name -> (packaged model, settings)
     "va-256": ("smollm2-135m", IndexSettings(method="va", method_params={"layers": "last-half"}, max_tokens=256,
                                                   sparse=TOP_128)),
     "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=512)),
+    # the same budget for both models, for the model comparison (a 512-token gemma3 build takes ~2 h here)
+    "prompteol-256-default": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=256)),
+    "gemma3-prompteol-256": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=256)),
 }
 
 
