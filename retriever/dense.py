@@ -40,11 +40,6 @@ class DenseIndex:
         if isinstance(index, faiss.IndexHNSW):
             index.hnsw.efSearch = ef_search
 
-    @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "flat") -> DenseIndex:
-        unit = normalize(vectors)
-        return cls(unit, build_faiss(unit, kind))
-
     def __len__(self) -> int:
         return len(self.vectors)
 

@@ -30,7 +30,7 @@ from .encoders import Encoder, EncodeStats, defaults_for, make_method
 from .errors import InputError, RetrieverError
 from .fusion import FUSIONS
 from .lexical import VOCAB_FILE, LexicalBuilder, LexicalConfig, vocabulary_bytes
-from .sparse import KeyTokenProjector, SparseConfig, SparseIndex, first_component, own_token_ids, sample_rows
+from .sparse import KeyTokenProjector, SparseConfig, SparseIndex, own_token_ids, sample_rows
 from .store import FORMAT_VERSION, IndexWriter, exclusive, remember_last
 
 LEGS = ("dense", "sparse", "lexical")
@@ -224,7 +224,7 @@ def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, ch
     if "sparse" in settings.legs:
         projector = make_projector(backbone, settings, u1)
         if u1 is None:
-            projector.u1 = first_component(_sample(projector, chunks))
+            projector.fit(_sample(projector, chunks))
         elif u1.shape != (backbone.hidden_size,):
             raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
         rows = [document_rows(projector, backbone, settings, c.documents(), c.array("residual")) for c in chunks]

@@ -105,8 +105,9 @@ class KeyTokenProjector:
             x = x.to(self.unembedding.device, self.unembedding.dtype)
             return self.norm(x).float().cpu().numpy()
 
-    def fit(self, lexical: np.ndarray) -> np.ndarray:
-        self.u1 = first_component(lexical[sample_rows(len(lexical))])
+    def fit(self, sample: np.ndarray) -> np.ndarray:
+        """u_1 from lexical vectors of the documents sample_rows picks (all of them in a small corpus)."""
+        self.u1 = first_component(sample)
         return self.u1
 
     def token_scores(self, lexical: np.ndarray) -> torch.Tensor:

@@ -137,3 +137,12 @@ def test_inverted_index_scores_equal_dense_dot_products():
     assert np.allclose(index.score_all(queries), queries.toarray() @ docs.toarray().T, atol=1e-5)
     shared = index.shared_tokens(queries[0], int(rng.integers(30)))
     assert all(w > 0 for _, w in shared)
+
+
+def test_the_principal_component_sample_is_all_documents_or_a_fixed_sorted_subset():
+    from retriever.sparse import sample_rows
+
+    np.testing.assert_array_equal(sample_rows(7, size=10), np.arange(7))
+    rows = sample_rows(1000, size=50)
+    assert len(rows) == 50 == len(set(rows.tolist())) and np.all(np.diff(rows) > 0) and rows.max() < 1000
+    np.testing.assert_array_equal(rows, sample_rows(1000, size=50))  # the same corpus gives the same u_1
