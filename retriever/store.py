@@ -258,10 +258,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def load_array(folder: str | Path, name: str, mmap: bool = True) -> np.ndarray:
+    """An .npy array. numpy parses the header with `ast.literal_eval` and falls back to `tokenize`, so a
+    damaged header raises SyntaxError, tokenize.TokenError and others besides ValueError: any failure to
+    parse means a damaged file, so every one becomes BadIndexError."""
     path = Path(folder) / f"{name}.npy"
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # any parse failure: see the docstring
         raise BadIndexError(f"{path}: cannot read ({exc})") from None
 
 
