@@ -19,8 +19,10 @@ from retriever.corpus import read_corpus
 
 from .conftest import DEMO
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-SLOW_FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 15)), deadline=None, suppress_health_check=list(HealthCheck))
+# FUZZ_EXAMPLES=N runs every fuzz test with N examples (the default run keeps to a few minutes).
+_WIDER = os.environ.get("FUZZ_EXAMPLES")
+FUZZ = settings(max_examples=int(_WIDER or 60), deadline=None, suppress_health_check=list(HealthCheck))
+SLOW_FUZZ = settings(max_examples=int(_WIDER or 15), deadline=None, suppress_health_check=list(HealthCheck))
 
 # Any Unicode, lone surrogates and control characters included (JSON can spell all of them).
 any_text = st.text(st.characters(codec=None, min_codepoint=0), max_size=40)
