@@ -19,7 +19,7 @@ from .corpus import Document, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError
 from .evaluate import sts_spearman
-from .indexer import CHUNK, IndexSettings, Progress, build_index
+from .indexer import CHUNK, MODEL_LEGS, IndexSettings, Progress, build_index
 from .searcher import MODES, Searcher
 from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
@@ -49,19 +49,24 @@ def _snippet(text: str) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _check_model(manifest: dict, backbone: Backbone, folder: Path) -> None:
+def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
     built = manifest["model"]
-    if backbone.fingerprint != built["fingerprint"]:
+    if backbone is not None and backbone.fingerprint != built["fingerprint"]:
         raise BadIndexError(
             f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
             f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
             "search it with the model it was built with, or rebuild it")
 
 
-class Retriever:
-    """A loaded index plus the model that encodes its queries."""
+def _lexical_only(manifest: dict) -> bool:
+    legs = manifest["settings"].get("legs")
+    return isinstance(legs, list) and bool(legs) and not any(leg in MODEL_LEGS for leg in legs)
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone):
+
+class Retriever:
+    """A loaded index plus the model that encodes its queries (none for a lexical-only index)."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None):
         _check_model(manifest, backbone, folder)
         self.path, self.manifest, self.backbone = folder, manifest, backbone
         self.searcher = Searcher(folder, manifest, backbone)
@@ -106,7 +111,7 @@ class Retriever:
         built_method = manifest["settings"]["method"]
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
-        if backbone is None:
+        if backbone is None and not (_lexical_only(manifest) and model is None):  # BM25 alone needs no LLM
             spec = model or manifest["model"]["name"]
             if model is not None:
                 _, fingerprint, _ = resolve(model, quiet=quiet)

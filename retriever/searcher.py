@@ -16,6 +16,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
+from .backbones import Backbone
 from .dense import DenseIndex
 from .encoders import Encoder, make_method
 from .errors import BadIndexError, InputError, RetrieverError
@@ -70,15 +71,20 @@ def _dense_index(folder: Path, manifest: dict[str, Any]) -> DenseIndex:
 
 
 class Searcher:
-    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone):
+    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None):
         folder = Path(folder)
         try:
             self.settings = IndexSettings.from_dict(manifest["settings"])
         except (TypeError, ValueError, RetrieverError) as exc:
             raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
         self.backbone = backbone
-        self.encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
-                               self.settings.max_tokens)
+        self.encoder = None  # a lexical-only index is searched without the LLM
+        if self.settings.needs_model:
+            if backbone is None:
+                raise RetrieverError(f"{folder}: its {' and '.join(self.settings.legs)} legs need the model "
+                                     "it was built with")
+            self.encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
+                                   self.settings.max_tokens)
         self.documents = read_documents(folder)
         self.ids: list[str] = self.documents.column("id").to_pylist()
         n = len(self.ids)

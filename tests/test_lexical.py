@@ -70,6 +70,20 @@ def test_lexical_only_index_never_runs_the_model(tmp_path, backbone, monkeypatch
         index.search("lava", mode="dense")
 
 
+def test_a_lexical_only_index_loads_without_the_model(tmp_path, backbone, monkeypatch):
+    import retriever.api
+
+    built = Retriever.build(DEMO, tmp_path / "bm25", backbone=backbone, legs=("lexical",))
+    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    loaded = Retriever.load(tmp_path / "bm25")
+    assert loaded.backbone is None
+    for query in ("why does lava come out of a mountain", "honey bees"):
+        assert [(h.id, h.score) for h in loaded.search(query, k=5)] == \
+            [(h.id, h.score) for h in built.search(query, k=5)]
+    with pytest.raises(RetrieverError, match="without the dense leg"):
+        loaded.search("lava", mode="dense")
+
+
 def test_lexical_mode_on_a_full_index_skips_the_model(demo_index, monkeypatch):
     expected = demo_index.search("honey bees", k=5, mode="lexical")
     monkeypatch.setattr(demo_index.searcher.encoder, "encode", lambda *a, **k: pytest.fail("LLM ran"))
