@@ -17,9 +17,9 @@ from typing import Any
 from .backbones import DEFAULT_MODEL, Backbone, load_backbone, resolve
 from .corpus import Document, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
-from .errors import BadIndexError
+from .errors import BadIndexError, RetrieverError
 from .evaluate import sts_spearman
-from .indexer import CHUNK, MODEL_LEGS, IndexSettings, Progress, build_index
+from .indexer import CHUNK, IndexSettings, Progress, build_index
 from .searcher import MODES, Searcher
 from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
@@ -58,9 +58,12 @@ def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> Non
             "search it with the model it was built with, or rebuild it")
 
 
-def _lexical_only(manifest: dict) -> bool:
-    legs = manifest["settings"].get("legs")
-    return isinstance(legs, list) and bool(legs) and not any(leg in MODEL_LEGS for leg in legs)
+def _needs_model(manifest: dict) -> bool:
+    """False for a lexical-only index; damaged settings say True, and Searcher then names the damage."""
+    try:
+        return IndexSettings.from_dict(manifest["settings"]).needs_model
+    except (TypeError, ValueError, RetrieverError):
+        return True
 
 
 class Retriever:
@@ -111,7 +114,7 @@ class Retriever:
         built_method = manifest["settings"]["method"]
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
-        if backbone is None and not (_lexical_only(manifest) and model is None):  # BM25 alone needs no LLM
+        if backbone is None and (_needs_model(manifest) or model is not None):  # BM25 alone needs no LLM
             spec = model or manifest["model"]["name"]
             if model is not None:
                 _, fingerprint, _ = resolve(model, quiet=quiet)
