@@ -354,6 +354,9 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         ("tokens embedded", f"{data['tokens_embedded']:,}"),
         ("built", f"{data['built_at']} in {data['build_seconds']:.1f}s from {data.get('source')}"),
     ]
+    if stages := data.get("stage_seconds"):  # indexes from before stage timing have none
+        lines.append(("  where the time went", ", ".join(f"{k} {v:.1f}s" for k, v in
+                                                     sorted(stages.items(), key=lambda kv: -kv[1]))))
     lines += [(f"  {name}", _human_bytes(size)) for name, size in data["files"].items()]
     for key, value in lines:
         click.echo(f"{key:<28} {value}")

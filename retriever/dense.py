@@ -32,11 +32,23 @@ def build_faiss(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32) -> fa
     return index
 
 
+def on_gpus(index: faiss.Index) -> faiss.Index:
+    """A flat index copied to every GPU when this FAISS build has any (faiss-gpu); otherwise index itself.
+
+    Files always hold the CPU index, so an index built on one machine searches on any. FAISS has no GPU
+    HNSW, so HNSW stays on the CPU.
+    """
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if gpus == 0 or not isinstance(index, faiss.IndexFlat):
+        return index
+    return faiss.index_cpu_to_all_gpus(index)
+
+
 class DenseIndex:
     def __init__(self, vectors: np.ndarray, index: faiss.Index, ef_search: int = 128):
         if index.ntotal != len(vectors):
             raise ValueError(f"FAISS index holds {index.ntotal} vectors, the matrix {len(vectors)}")
-        self.vectors, self.index = vectors, index
+        self.vectors, self.index = vectors, on_gpus(index)
         if isinstance(index, faiss.IndexHNSW):
             index.hnsw.efSearch = ef_search
 

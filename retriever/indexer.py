@@ -9,10 +9,14 @@ corpus before it can project any document, and BM25 needs the whole corpus's sta
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import platform
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import islice
@@ -98,10 +102,54 @@ def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = No
                              excluded_token_ids(backbone.tokenizer), settings.sparse, u1)
 
 
+class Stages:
+    """Seconds spent per build stage, reported in the manifest: where an index's build time went."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timing(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+    def reading(self, items: Iterable[Document]) -> Iterator[Document]:
+        """items, with the time spent producing them (reading and parsing the corpus) counted as 'read'."""
+        iterator = iter(items)
+        while True:
+            with self.timing("read"):
+                item = next(iterator, None)
+            if item is None:
+                return
+            yield item
+
+    def report(self) -> dict[str, float]:
+        return {stage: round(seconds, 3) for stage, seconds in self.seconds.items()}
+
+
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _read_ahead(chunks: Iterator[list[Document]], prepare: Callable[[int, list[Document]], Any]
+                ) -> Iterator[tuple[int, list[Document], Any]]:
+    """(number, chunk, prepare(number, chunk)) per chunk; a worker thread reads and prepares the next chunk
+    while the caller encodes this one, so parsing and tokenizing hide behind the forward pass (which
+    releases the GIL). An error reading chunk n+1 surfaces after chunk n is committed, as before."""
+    def step(number: int):
+        chunk = next(chunks, None)
+        return None if chunk is None else (number, chunk, prepare(number, chunk))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="retriever-read-ahead") as pool:
+        pending = pool.submit(step, 0)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(step, item[0] + 1)
+            yield item
 
 
 def _library_versions() -> dict[str, str]:
@@ -138,8 +186,10 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
                                          "chunk_documents": chunk_size, "format_version": FORMAT_VERSION}, restart)
         if progress:
             progress(0, 0)  # the clock starts here: model loading is not indexing
+        stages = Stages()
         try:
-            resumed = _encode_chunks(documents, checkpoint, encoder, chunk_size, progress, source)
+            resumed = _encode_chunks(stages.reading(documents), checkpoint, encoder, chunk_size, progress, source,
+                                     stages)
         except BaseException:
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
@@ -147,39 +197,53 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
         manifest = {"model": backbone.describe(), "settings": settings.to_dict(),
                     "method_parameters": method.parameters(), "source": source, "resumed_documents": resumed,
                     "chunk_documents": chunk_size}
-        path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started)
+        path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started, stages)
         checkpoint.discard()
     remember_last(path)
     return manifest
 
 
 def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoder: Encoder | None,
-                   chunk_size: int, progress: Progress | None, source: str | None) -> int:
+                   chunk_size: int, progress: Progress | None, source: str | None, stages: Stages) -> int:
     """Encode and commit every chunk not committed yet; returns how many documents were already committed."""
     resumed = seen = 0
-    for number, chunk in enumerate(_chunks(documents, chunk_size)):
-        seen = number + 1
-        if number < checkpoint.committed:
-            checkpoint.check(number, chunk, source)
-            resumed += len(chunk)
-            if progress:
-                progress(len(chunk), 0)
-            continue
-        arrays: dict[str, np.ndarray] = {}
-        info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
-        if encoder is not None:
-            encoded = encoder.encode([d.content for d in chunk], on_batch=progress)
-            arrays = {"dense": encoded.dense, "residual": encoded.residual}
-            info["stats"] = asdict(encoded.stats)
-        elif progress:
-            progress(len(chunk), 0)
-        checkpoint.commit(number, chunk, arrays, info)
+    tokenizer = copy.deepcopy(encoder.backbone.tokenizer) if encoder is not None else None  # the worker's own
+
+    def prepare(number: int, chunk: list[Document]):
+        if encoder is None or number < checkpoint.committed:
+            return None
+        return encoder.prepare([d.content for d in chunk], tokenizer)
+
+    with closing(_read_ahead(_chunks(documents, chunk_size), prepare)) as ahead:
+        for number, chunk, prepared in ahead:
+            seen = number + 1
+            if number < checkpoint.committed:
+                checkpoint.check(number, chunk, source)
+                resumed += len(chunk)
+                if progress:
+                    progress(len(chunk), 0)
+                continue
+            _encode_chunk(number, chunk, prepared, checkpoint, encoder, progress, stages)
     if seen == 0:
         raise InputError("empty corpus: no documents", source)
     if seen < checkpoint.committed:
         raise InputError(f"the corpus changed since the interrupted build: it now ends in chunk {seen - 1}, "
                          f"but {checkpoint.committed} chunks were committed; pass --restart", source)
     return resumed
+
+
+def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Checkpoint, encoder: Encoder | None,
+                  progress: Progress | None, stages: Stages) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
+    if encoder is not None:
+        encoded = encoder.encode(prepared, on_batch=progress)
+        arrays = {"dense": encoded.dense, "residual": encoded.residual}
+        info["stats"] = asdict(encoded.stats)
+    elif progress:
+        progress(len(chunk), 0)
+    with stages.timing("commit"):
+        checkpoint.commit(number, chunk, arrays, info)
 
 
 def stored_contents(table) -> list[str]:
@@ -190,45 +254,54 @@ def stored_contents(table) -> list[str]:
 
 
 def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: IndexSettings,
-              u1: np.ndarray | None, manifest: dict[str, Any], started: float) -> Path:
+              u1: np.ndarray | None, manifest: dict[str, Any], started: float, stages: Stages) -> Path:
     """The index from the committed chunks: documents copied, legs built, manifest written last."""
     chunks = list(checkpoint.chunks())
     stats, empty, count = EncodeStats(), 0, 0
     lexical = LexicalBuilder(settings.lexical) if "lexical" in settings.legs else None
     with IndexWriter(target) as writer:
         for chunk in chunks:
-            table = chunk.documents()
-            writer.add_documents(table)
+            with stages.timing("write"):
+                table = chunk.documents()
+                writer.add_documents(table)
             count += table.num_rows
             empty += chunk.info["empty"]
             stats.add(EncodeStats(**chunk.info.get("stats", {})))
             if lexical is not None:
-                lexical.add(stored_contents(table))
-        manifest.update(_write_model_legs(writer, backbone, settings, chunks, u1))
+                with stages.timing("lexical"):
+                    lexical.add(stored_contents(table))
+        manifest.update(_write_model_legs(writer, backbone, settings, chunks, u1, stages))
         if lexical is not None:
-            manifest.update(write_lexical(writer, lexical))
+            with stages.timing("lexical"):
+                manifest.update(write_lexical(writer, lexical))
+        stages.seconds["tokenize"], stages.seconds["forward"] = stats.tokenize_seconds, stats.forward_seconds
         manifest.update({
             "documents": count, "documents_empty": empty, "documents_truncated": stats.truncated,
             "tokens_embedded": stats.tokens, "padded_tokens": stats.padded_tokens,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_seconds": round(time.perf_counter() - started, 3), "versions": _library_versions()})
+            "build_seconds": round(time.perf_counter() - started, 3), "stage_seconds": stages.report(),
+            "versions": _library_versions()})
         return writer.commit(manifest)
 
 
 def _write_model_legs(writer: IndexWriter, backbone, settings: IndexSettings, chunks: list[Chunk],
-                      u1: np.ndarray | None) -> dict[str, Any]:
+                      u1: np.ndarray | None, stages: Stages) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if "dense" in settings.legs:
-        info.update(write_dense(writer, normalize(np.concatenate([c.array("dense") for c in chunks])),
-                                settings.dense_kind))
+        with stages.timing("write"):
+            info.update(write_dense(writer, normalize(np.concatenate([c.array("dense") for c in chunks])),
+                                    settings.dense_kind))
     if "sparse" in settings.legs:
-        projector = make_projector(backbone, settings, u1)
-        if u1 is None:
-            projector.fit(_sample(projector, chunks))
-        elif u1.shape != (backbone.hidden_size,):
-            raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
-        rows = [document_rows(projector, backbone, settings, c.documents(), c.array("residual")) for c in chunks]
-        info.update(write_sparse(writer, projector.u1, sp.vstack(rows, format="csr")))
+        with stages.timing("project"):
+            projector = make_projector(backbone, settings, u1)
+            if u1 is None:
+                projector.fit(_sample(projector, chunks))
+            elif u1.shape != (backbone.hidden_size,):
+                raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
+            rows = [document_rows(projector, backbone, settings, c.documents(), c.array("residual"))
+                    for c in chunks]
+        with stages.timing("write"):
+            info.update(write_sparse(writer, projector.u1, sp.vstack(rows, format="csr")))
     return info
 
 

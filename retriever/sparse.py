@@ -207,8 +207,18 @@ class SparseIndex:
         return self.doc_rows.shape[0]
 
     def score_all(self, queries: sp.csr_matrix) -> np.ndarray:
-        """Scores of every document for each query (queries x documents): one sparse product."""
-        return np.asarray((queries @ self.postings).toarray(), dtype=np.float32)
+        """Scores of every document for each query (queries x documents).
+
+        Only the postings of the queries' tokens are touched: those rows are gathered and multiplied, as a
+        documents x tokens matrix, by the dense tokens x queries weights. scipy's sparse x sparse product
+        builds a sparse result first and was 2.3x slower at a million documents (scripts/bench_scale.py).
+        """
+        tokens = np.unique(queries.indices)
+        if len(tokens) == 0:
+            return np.zeros((queries.shape[0], len(self)), np.float32)
+        weights = queries[:, tokens].toarray().T.astype(np.float32)
+        scores = self.postings[tokens].T @ weights  # documents x queries, dense
+        return np.ascontiguousarray(scores.T, dtype=np.float32)
 
     def shared_tokens(self, query: sp.csr_matrix, doc: int) -> list[tuple[int, float]]:
         """Tokens a query row and a document share, with their contribution w_q * w_d, largest first."""

@@ -117,7 +117,7 @@ def sparse_rows(postings: sp.csr_matrix, queries: sp.csr_matrix, k: int) -> list
     index = SparseIndex.from_postings(postings)
     _, ours_t = timed(lambda q: top_positive(index.score_all(q)[0], k), [queries[i] for i in range(queries.shape[0])])
     memory = sum(a.nbytes for a in (postings.data, postings.indices, postings.indptr)) / 2**30
-    rows = [{"leg": "sparse", "index": "retriever (scipy product)", **ours_t, "memory_gb": memory}]
+    rows = [{"leg": "sparse", "index": "retriever (engine path)", **ours_t, "memory_gb": memory}]
     import bm25s
 
     for backend in ("numpy", "numba"):

@@ -51,7 +51,9 @@ def test_index_search_info_round_trip(run, cli_home):
     info = json.loads(run("info", "--json").stdout)
     assert info["documents"] == 37 and info["settings"]["method"] == "prompteol"
     assert info["model"]["name"] == "smollm2-135m" and info["size_bytes"] > 0
-    assert "tokens embedded" in run("info").stdout
+    assert info["stage_seconds"]["forward"] > 0
+    text = run("info").stdout
+    assert "tokens embedded" in text and "where the time went" in text and "forward" in text
 
 
 def test_models_lists_presets(run):

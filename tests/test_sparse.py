@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from retriever.indexer import IndexSettings, make_projector
+from retriever.searcher import top_positive
 from retriever.sparse import SparseConfig, SparseIndex, adjust, first_component
 
 TEXTS = ["Volcanoes erupt when magma rises.", "Bees turn nectar into honey.", "The stock market fell today.",
@@ -135,6 +136,9 @@ def test_inverted_index_scores_equal_dense_dot_products():
     queries = sp.random(4, 100, density=0.2, random_state=2, format="csr", dtype=np.float32)
     index = SparseIndex(docs)
     assert np.allclose(index.score_all(queries), queries.toarray() @ docs.toarray().T, atol=1e-5)
+    one = index.score_all(queries[2])  # a single query, as the search path sends it
+    assert one.shape == (1, 30) and one.flags.c_contiguous and np.allclose(one, index.score_all(queries)[2])
+    assert not index.score_all(sp.csr_matrix((2, 100), dtype=np.float32)).any()  # no tokens: no scores
     shared = index.shared_tokens(queries[0], int(rng.integers(30)))
     assert all(w > 0 for _, w in shared)
 
@@ -146,3 +150,14 @@ def test_the_principal_component_sample_is_all_documents_or_a_fixed_sorted_subse
     rows = sample_rows(1000, size=50)
     assert len(rows) == 50 == len(set(rows.tolist())) and np.all(np.diff(rows) > 0) and rows.max() < 1000
     np.testing.assert_array_equal(rows, sample_rows(1000, size=50))  # the same corpus gives the same u_1
+
+
+def test_top_positive_equals_sorting_the_positive_scores():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        scores = rng.normal(size=int(rng.integers(1, 300))).astype(np.float32)
+        scores[rng.random(len(scores)) < 0.2] = 0.0
+        depth = int(rng.integers(1, 50))
+        positive = np.flatnonzero(scores > 0)
+        want = positive[np.argsort(-scores[positive], kind="stable")][:depth]
+        assert [scores[i] for i in top_positive(scores, depth)] == [scores[i] for i in want]

@@ -7,8 +7,9 @@ on a CPU the matrix units are the limit, and padding is work thrown away.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -23,10 +24,22 @@ class EncodeStats:
     tokens: int = 0  # real tokens run through the model, prompt included, summed over passes
     padded_tokens: int = 0  # tokens in the padded batches: tokens / padded_tokens is the padding efficiency
     truncated: int = 0
+    tokenize_seconds: float = 0.0  # where the time went: the indexer reports its stages from these
+    forward_seconds: float = 0.0  # batching, the forward pass, hooks and pooling
 
     def add(self, other: EncodeStats) -> None:
-        for name in ("texts", "tokens", "padded_tokens", "truncated"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class Prepared:
+    """Texts tokenized within the budget, ready for the forward pass: made ahead of it by a read-ahead thread."""
+
+    texts: int
+    bodies: list[list[int]]
+    truncated: int
+    seconds: float
 
 
 @dataclass
@@ -43,7 +56,10 @@ def _stop(*_args) -> None:
 class Encoder:
     """Turns texts into a method's vectors with the given backbone."""
 
-    def __init__(self, backbone, method: Method, max_tokens: int = 512, batch_tokens: int = 16384,
+    # A padded-token budget of 2048 ran the plain forward pass at 0.83 / 0.75 of the matmul rate (256- /
+    # 512-token texts) against 0.62 / 0.41 at 16384 on 2 CPU cores: a small batch's activations stay in
+    # cache (scripts/bench_speed.py --sweep, docs/benchmarks.md).
+    def __init__(self, backbone, method: Method, max_tokens: int = 512, batch_tokens: int = 2048,
                  max_batch: int = 64):
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
@@ -62,10 +78,15 @@ class Encoder:
     def suffix_ids(self) -> list[int]:
         return self.prompts[0][1]
 
-    def bodies(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
-        """Each text's own token ids within the budget, and how many texts were cut."""
+    def bodies(self, texts: Sequence[str], tokenizer=None) -> tuple[list[list[int]], int]:
+        """Each text's own token ids within the budget, and how many texts were cut.
+
+        tokenizer: a private copy for a thread that tokenizes while another runs the model (a fast
+        tokenizer's truncation setting is shared state); the backbone's own by default.
+        """
         prepared = [normalize(t) if self.method.templates[0] else t for t in texts]
-        bodies = self.backbone.tokenizer(prepared, add_special_tokens=False).input_ids if prepared else []
+        tokenizer = tokenizer or self.backbone.tokenizer
+        bodies = tokenizer(prepared, add_special_tokens=False).input_ids if prepared else []
         truncated = sum(len(b) > self.max_tokens for b in bodies)
         return [b[: self.max_tokens] for b in bodies], truncated
 
@@ -122,17 +143,25 @@ class Encoder:
                 handle.remove()
         return result()
 
-    def encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None = None) -> Encoded:
-        """Vectors for texts, in input order, averaged over the method's prompts.
+    def prepare(self, texts: Sequence[str], tokenizer=None) -> Prepared:
+        """Tokenize texts for encode(); safe beside a running encode() when given a private tokenizer."""
+        started = time.perf_counter()
+        bodies, truncated = self.bodies(texts, tokenizer)
+        return Prepared(len(texts), bodies, truncated, time.perf_counter() - started)
+
+    def encode(self, texts: Sequence[str] | Prepared,
+               on_batch: Callable[[int, int], None] | None = None) -> Encoded:
+        """Vectors for texts (or texts prepare() tokenized), in input order, averaged over the method's prompts.
 
         on_batch(texts, tokens) is called after each batch (texts counted on the last prompt only).
         """
         with self.backbone.lock:
-            return self._encode(texts, on_batch)
+            return self._encode(texts if isinstance(texts, Prepared) else self.prepare(texts), on_batch)
 
-    def _encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None) -> Encoded:
-        bodies, truncated = self.bodies(texts)
-        stats = EncodeStats(texts=len(texts), truncated=truncated)
+    def _encode(self, prepared: Prepared, on_batch: Callable[[int, int], None] | None) -> Encoded:
+        bodies = prepared.bodies
+        stats = EncodeStats(texts=prepared.texts, truncated=prepared.truncated, tokenize_seconds=prepared.seconds)
+        started = time.perf_counter()
         hidden = self.backbone.hidden_size
         if not bodies:
             return Encoded(np.zeros((0, hidden), np.float32), np.zeros((0, hidden), np.float32), stats)
@@ -151,4 +180,5 @@ class Encoder:
                 stats.padded_tokens += len(group) * len(inputs[group[0]])
                 if on_batch:
                     on_batch(len(group) if p == len(self.prompts) - 1 else 0, tokens)
+        stats.forward_seconds = time.perf_counter() - started
         return Encoded(dense, residual, stats)
