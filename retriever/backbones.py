@@ -262,7 +262,8 @@ def store_weights_transposed(model: torch.nn.Module) -> None:
 
     F.linear computes x @ W.T: with W stored (out, in) the CPU BLAS gets a transposed right-hand side,
     and its small-M kernels for that case are slow. A short query (one text of ~25 tokens) ran 1.6x
-    faster on this layout (scripts/bench_speed.py, docs/benchmarks.md); large batches are unchanged.
+    faster on this layout (measured while making the change, docs/benchmarks.md); large batches are
+    unchanged.
     Same values, same module API: hooks and methods that read the weights see the same tensor. The
     transpose is written back into the weight's own storage: a fresh copy would leave the loaded
     (memory-mapped) original resident too, +390 MB of RSS for smollm2-135m.
