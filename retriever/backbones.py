@@ -273,5 +273,8 @@ def store_weights_transposed(model: torch.nn.Module) -> None:
             if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
                 weight = module.weight.data
                 transposed = weight.t().contiguous()
+                if weight.untyped_storage().nbytes() != weight.numel() * weight.element_size():
+                    module.weight.data = transposed.t()  # storage shared with other tensors: never write into it
+                    continue
                 weight.view(-1).copy_(transposed.view(-1))
                 module.weight.data = weight.view(-1).view(transposed.shape).t()

@@ -78,3 +78,14 @@ def test_auto_device_is_cuda_only_when_torch_sees_it(monkeypatch):
     assert backbones.pick_device().type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert backbones.pick_device().type == "cuda"
+
+
+def test_weight_layout_never_writes_into_storage_shared_with_other_tensors(tiny_backbone):
+    model = copy.deepcopy(tiny_backbone.model)
+    linear = next(m for m in model.get_decoder().layers.modules() if isinstance(m, torch.nn.Linear))
+    values = torch.randn(linear.weight.shape)
+    shared = torch.cat([values.flatten(), torch.arange(10.0)])  # the weight and a neighbour in one storage
+    linear.weight = torch.nn.Parameter(shared[: values.numel()].view(values.shape), requires_grad=False)
+    backbones.store_weights_transposed(model)
+    assert torch.equal(shared[: values.numel()], values.flatten()) and torch.equal(shared[-10:], torch.arange(10.0))
+    assert torch.equal(linear.weight, values) and linear.weight.t().is_contiguous()
