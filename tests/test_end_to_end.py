@@ -55,15 +55,20 @@ def test_batched_search_equals_single_searches(demo_index):
         assert [h.id for h in hits] == [h.id for h in single]
 
 
-def test_reload_in_new_process_gives_identical_results(demo_index):
+def test_reload_in_new_process_gives_the_same_results(demo_index):
+    """Same ids in the same order; scores equal to float32 round-off. Bit equality is not promised: the CPU
+    BLAS may sum in another order in another process (buffer alignment), which moved a 5th decimal on CI."""
     queries = list(CASES)
-    here = [[(h.id, round(h.score, 5)) for h in hits] for hits in demo_index.search_batch(queries, k=5)]
+    here = [[(h.id, h.score) for h in hits] for hits in demo_index.search_batch(queries, k=5)]
     code = (
         "import json, sys; from retriever import Retriever\n"
         f"r = Retriever.load({str(demo_index.path)!r})\n"
         "qs = json.loads(sys.argv[1])\n"
-        "print(json.dumps([[(h.id, round(h.score, 5)) for h in hits] for hits in r.search_batch(qs, k=5)]))\n"
+        "print(json.dumps([[(h.id, h.score) for h in hits] for hits in r.search_batch(qs, k=5)]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, json.dumps(queries)], capture_output=True, text=True,
                          check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(x) for x in hits] for hits in here]
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [[hit_id for hit_id, _ in hits] for hits in there] == [[hit_id for hit_id, _ in hits] for hits in here]
+    for hits_there, hits_here in zip(there, here, strict=True):
+        assert [score for _, score in hits_there] == pytest.approx([score for _, score in hits_here], abs=1e-4)
