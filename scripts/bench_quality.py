@@ -1,4 +1,4 @@
-"""SciFact quality table for docs/quality.md: each configuration through `retriever eval beir`.
+"""SciFact quality tables for docs/quality.md and docs/methods.md: each configuration through `retriever eval beir`.
 
     python scripts/bench_quality.py [--data DIR] [--indexes /tmp/bench] [--only NAME,...|methods]
 
@@ -35,7 +35,7 @@ CONFIGS = {  # name -> (packaged model, settings)
     "gemma3-prompteol-256": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=256)),
 }
 # The methods issue's comparison: each method with its measured per-model defaults, at 128 tokens so that
-# all of them fit in one working session here (~15 min per build instead of ~40 at 512); metaeol (8 passes)
+# all of them fit in one working session here (~20 min per build instead of ~40 at 512); metaeol (8 passes)
 # is left out. `--only methods` runs the lot.
 METHODS = ("mean", "prompteol", "va", "aligned-wva", "tp-prompteol", "last", "cot", "ke")
 CONFIGS.update({f"m128-{m}": ("smollm2-135m", IndexSettings(method=m, max_tokens=128)) for m in METHODS})

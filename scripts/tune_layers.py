@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--tune", type=Path, default=STS / "stsb/dev.tsv")
     parser.add_argument("--check", type=Path, default=STS / "sickr/dev.tsv")
     parser.add_argument("--methods", default=",".join(METHODS),
-                        help="any of prompteol, cot, ke, mean, last, tp-<prompt method>, va, aligned-wva")
+                        help="any of prompteol, cot, ke, metaeol, mean, last, tp-<prompt method>, va, aligned-wva")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--from-log", type=Path, help="only summarise the JSON lines of an earlier run's output")
     args = parser.parse_args()
