@@ -3,6 +3,12 @@
     python scripts/bench_methods.py [--models smollm2-135m,gemma3-270m] [--methods all] [--json out.json]
 
 Reads ../shared/data/sts/{stsb,sickr}/dev.tsv. Prints a Markdown table to paste into docs/methods.md.
+
+    python scripts/bench_methods.py --cost-only 400 [--rounds 5] [--models ...] [--methods ...]
+
+Cost only, for a machine that is not quiet: each round times every method once on the same first 400
+sentences of the first file, in turn, so slow drifts in the machine's load hit all methods alike; prints
+each method's median seconds per 1,000 sentences and the median over rounds of its ratio to prompteol.
 """
 
 from __future__ import annotations
@@ -10,13 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.api import evaluate_sts
 from retriever.backbones import load_backbone
-from retriever.encoders import method_names
+from retriever.encoders import Encoder, defaults_for, make_method, method_names
+from retriever.evaluate import read_sts
 
 ROOT = Path(__file__).resolve().parents[1]
 STS = ROOT.parent / "shared/data/sts"
@@ -28,11 +37,16 @@ def main() -> None:
     parser.add_argument("--methods", default="all")
     parser.add_argument("--files", default=f"{STS}/stsb/dev.tsv,{STS}/sickr/dev.tsv")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cost-only", type=int, default=0, metavar="N", help="Only time N sentences per method.")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     methods = method_names() if args.methods == "all" else args.methods.split(",")
     if "prompteol" in methods:  # the cost baseline goes first
         methods = ["prompteol", *[m for m in methods if m != "prompteol"]]
     files = args.files.split(",")
+    if args.cost_only:
+        sentences = read_sts(files[0])[0][: args.cost_only]
+        return cost_table(args.models.split(","), methods, sentences, args.rounds)
     rows = []
     for model in args.models.split(","):
         backbone = load_backbone(model)
@@ -53,6 +67,39 @@ def main() -> None:
             print(f"| {model} | {method} | {cells} | {cost:.1f} | {cost / base_cost:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+
+
+def interleaved_costs(backbone, methods: list[str], texts: list[str], rounds: int = 1,
+                      max_tokens: int = 512) -> list[dict]:
+    """Each method's encoding cost (its prompt, hooks and pooling) on texts, with its measured defaults.
+
+    Round r times every method once, in turn, so slow drifts in the machine's load hit all methods alike:
+    the ratio to prompteol is the median of the per-round ratios. Also used by bench_speed.py.
+    """
+    encoders = {m: Encoder(backbone, make_method(m, **defaults_for(backbone.name, m)), max_tokens) for m in methods}
+    for encoder in encoders.values():
+        encoder.encode(texts[:8])  # warm-up
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    tokens = dict.fromkeys(methods, 0)
+    for _ in range(rounds):
+        for name, encoder in encoders.items():
+            started = time.perf_counter()
+            tokens[name] = encoder.encode(texts).stats.tokens
+            seconds[name].append(1000 * (time.perf_counter() - started) / len(texts))
+    base = seconds.get("prompteol")
+    return [{"method": m, "tokens": tokens[m], "s_per_1k": round(statistics.median(seconds[m]), 2),
+             "vs_prompteol": round(statistics.median(s / b for s, b in zip(seconds[m], base, strict=True)), 3)
+             if base else None} for m in methods]
+
+
+def cost_table(models: list[str], methods: list[str], sentences: list[str], rounds: int) -> None:
+    print(f"\n| model | method | tokens / sentence | s / 1k sentences (median of {rounds}) "
+          "| cost vs prompteol (median ratio) |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        for row in interleaved_costs(load_backbone(model), methods, sentences, rounds):
+            print(f"| {model} | {row['method']} | {row['tokens'] / len(sentences):.1f} | {row['s_per_1k']:.1f} "
+                  f"| {row['vs_prompteol']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Prints:
 - the indexer on the first --docs documents of the corpus (default BEIR SciFact), through build_index
   exactly as `retriever index` runs it: tokens/s, MFU end to end and per stage (the seconds the manifest
   records), padding waste, peak RSS;
-- each --methods method's encoding cost on the same documents relative to prompteol;
+- each --methods method's encoding cost on the same documents relative to prompteol (--rounds R: R interleaved
+  timings, median ratio; bench_methods.py does the same on STS sentences);
 - query latency over --queries test queries, one at a time: median and p95 of encode, dense, sparse,
   lexical and fuse (fuse = the whole search after encoding minus the three legs' retrieval), and the
   search part's share of the encoding time.
@@ -34,12 +35,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
+from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
 from retriever.backbones import load_backbone
 from retriever.beir import read_split
 from retriever.corpus import read_corpus
-from retriever.encoders import Encoder, defaults_for, make_method
+from retriever.encoders import Encoder, make_method
 from retriever.indexer import IndexSettings, build_index
 from retriever.searcher import top_positive
 
@@ -104,24 +106,6 @@ def index_run(backbone, documents, folder: Path, method: str, max_tokens: int) -
     return manifest, time.perf_counter() - started
 
 
-def method_costs(backbone, texts: list[str], methods: list[str], max_tokens: int) -> list[dict]:
-    """Seconds per 1,000 documents of each method's encoding (its own prompt, hooks and pooling)."""
-    rows = []
-    for name in methods:
-        method = make_method(name, **defaults_for(backbone.name, name))
-        encoder = Encoder(backbone, method, max_tokens)
-        encoder.encode(texts[:8])
-        started = time.perf_counter()
-        stats = encoder.encode(texts).stats
-        seconds = time.perf_counter() - started
-        rows.append({"method": name, "s_per_1k_docs": round(1000 * seconds / len(texts), 2),
-                     "tokens": stats.tokens})
-    base = next((r["s_per_1k_docs"] for r in rows if r["method"] == "prompteol"), None)
-    for row in rows:
-        row["vs_prompteol"] = round(row["s_per_1k_docs"] / base, 3) if base else None
-    return rows
-
-
 def query_latency(retriever: Retriever, queries: list[str], depth: int = 100) -> dict[str, dict]:
     """Per-part latency of single queries; each query is searched once as a whole and once per leg."""
     searcher = retriever.searcher
@@ -177,6 +161,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--methods", default="", help="Comma-separated methods to cost against prompteol.")
     parser.add_argument("--method-docs", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=1, help="Time each method this many times, interleaved.")
     parser.add_argument("--sweep", action="store_true", help="Plain forward rate at several budgets/lengths.")
     parser.add_argument("--json", type=Path, help="Also write the report here.")
     args = parser.parse_args()
@@ -212,7 +197,8 @@ def main() -> None:
             "peak_rss_mb": round(peak_rss_mb(), 1), "stages": stage_table(manifest, wall, flops, rate)}
         if args.methods:
             names = ["prompteol"] + [m for m in args.methods.split(",") if m != "prompteol"]
-            report["methods"] = method_costs(backbone, texts[: args.method_docs], names, args.max_tokens)
+            report["methods"] = interleaved_costs(backbone, names, texts[: args.method_docs], args.rounds,
+                                                  args.max_tokens)
         retriever = Retriever.load(Path(tmp) / "index", backbone=backbone)
         queries = list(read_split(args.beir, "test").queries.values())[: args.queries]
         latency = query_latency(retriever, queries)

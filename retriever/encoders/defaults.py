@@ -19,6 +19,7 @@ MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "va": {"layers": "23-23"},  # 73.75 / 64.12 vs last-half 66.45 / 58.82
         "aligned-wva": {"layers": "21-27"},  # 76.56 / 68.30 vs all 75.90 / 68.26
         "tp-prompteol": {"tp_start": 2, "tp_exit": 7, "layer": 28},  # 73.12 / 66.77 vs 1, 7, 30: 63.07 / 62.51
+        "metaeol": {"layer": 28},  # 77.28 / 68.91 vs the last layer 76.03 / 68.61
     },
     "gemma3-270m": {
         "mean": {"layer": 17},  # 62.51 / 52.57 vs the last layer 53.85 / 46.79
