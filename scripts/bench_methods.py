@@ -98,8 +98,9 @@ def cost_table(models: list[str], methods: list[str], sentences: list[str], roun
     print("|---|---|---|---|---|")
     for model in models:
         for row in interleaved_costs(load_backbone(model), methods, sentences, rounds):
+            ratio = "-" if row["vs_prompteol"] is None else f"{row['vs_prompteol']:.2f}x"  # prompteol not timed
             print(f"| {model} | {row['method']} | {row['tokens'] / len(sentences):.1f} | {row['s_per_1k']:.1f} "
-                  f"| {row['vs_prompteol']:.2f}x |", flush=True)
+                  f"| {ratio} |", flush=True)
 
 
 if __name__ == "__main__":
