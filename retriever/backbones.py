@@ -6,6 +6,7 @@ keyed by the file's sha256, so later loads take a second or two. Remote code is 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from .anatomy import Anatomy
+from .attention import register as register_attention
 from .errors import ModelError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -127,14 +130,24 @@ class Backbone:
     # Methods capture their vectors with hooks on the shared modules, and a fast tokenizer's settings are
     # shared state: one text batch at a time per model, whichever thread asks (queries from a server's threads).
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    _anatomy: Anatomy | None = field(default=None, init=False, repr=False, compare=False)
+    _float32: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _unembedding_fp32: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def anatomy(self) -> Anatomy:
+        """The model's parts by role (decoder layers, norms, attention projections), for hooks."""
+        if self._anatomy is None:
+            self._anatomy = Anatomy(self.model, self.name)
+        return self._anatomy
 
     @property
     def decoder(self) -> torch.nn.Module:
-        return self.model.get_decoder()
+        return self.anatomy.decoder
 
     @property
     def layers(self) -> torch.nn.ModuleList:
-        return self.decoder.layers
+        return self.anatomy.layers
 
     @property
     def num_layers(self) -> int:
@@ -146,11 +159,33 @@ class Backbone:
 
     @property
     def final_norm(self) -> torch.nn.Module:
-        return self.decoder.norm
+        return self.anatomy.final_norm
 
     @property
     def unembedding(self) -> torch.Tensor:
-        return self.model.get_output_embeddings().weight
+        return self.anatomy.unembedding
+
+    def float32(self, module: torch.nn.Module) -> torch.nn.Module:
+        """An fp32 copy of a small module (a norm, W_O), made once: the model's own in an fp32 model.
+
+        Everything after the forward pass runs in fp32 (vocabulary projection, norms of pooled vectors,
+        alignment through W_O), so a bf16 model rounds only inside its own forward pass.
+        """
+        if self.dtype == torch.float32:
+            return module
+        twin = self._float32.get(id(module))
+        if twin is None:
+            twin = self._float32[id(module)] = _float32_copy(module)
+        return twin
+
+    @property
+    def unembedding_fp32(self) -> torch.Tensor:
+        """W_U in fp32 (vocabulary x hidden); a copy only when the model runs in another dtype."""
+        if self.dtype == torch.float32:
+            return self.unembedding.detach()
+        if self._unembedding_fp32 is None:
+            self._unembedding_fp32 = self.unembedding.detach().float()
+        return self._unembedding_fp32
 
     def describe(self) -> dict:
         return {"name": self.name, "fingerprint": self.fingerprint, "dtype": str(self.dtype).removeprefix(
@@ -252,9 +287,15 @@ def load_backbone(spec: str = DEFAULT_MODEL, dtype: str = "auto", device: str = 
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model '{spec}': {exc}") from None
     model.to(dev).eval()
+    model.set_attn_implementation(register_attention())  # batch-invariant: attention.py says why
     if dev.type == "cpu":
         store_weights_transposed(model)
     return Backbone(name, fingerprint, model, tokenizer, dev, torch_dtype)
+
+
+def _float32_copy(module: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        return copy.deepcopy(module).float().requires_grad_(False)
 
 
 def store_weights_transposed(model: torch.nn.Module) -> None:

@@ -98,7 +98,9 @@ def excluded_token_ids(tokenizer) -> list[int]:
 
 
 def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = None) -> KeyTokenProjector:
-    return KeyTokenProjector(backbone.unembedding, backbone.final_norm,
+    """The key-token projector in fp32 whatever the model's dtype: W_U e' is a sum over the hidden size in
+    which u_1's removal cancels most of the vector, and bf16 rounding would move the token scores."""
+    return KeyTokenProjector(backbone.unembedding_fp32, backbone.float32(backbone.final_norm),
                              excluded_token_ids(backbone.tokenizer), settings.sparse, u1)
 
 

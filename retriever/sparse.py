@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .invariance import pad_rows
+
 WEIGHTINGS = ("relu", "log1p")
 
 
@@ -73,8 +75,10 @@ def first_component(vectors: np.ndarray) -> np.ndarray:
 
 
 def adjust(vectors: np.ndarray, u1: np.ndarray, alpha: float) -> np.ndarray:
-    """e' = e - alpha (e . u_1) u_1, row-wise."""
-    return vectors - alpha * np.outer(vectors @ u1, u1)
+    """e' = e - alpha (e . u_1) u_1, row-wise, in float64 and returned in float32: the BLAS's matrix-vector
+    kernel groups rows, and fp32 would round a row by its neighbours (invariance.py)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    return (x - alpha * np.outer(x @ np.asarray(u1, np.float64), u1)).astype(np.float32)
 
 
 def weigh(scores: torch.Tensor, weighting: str) -> torch.Tensor:
@@ -114,10 +118,11 @@ class KeyTokenProjector:
         """s = W_U e' for each row, special tokens excluded (n x vocab, float32)."""
         if self.u1 is None:
             raise RuntimeError("the principal component is not fitted yet")
-        adjusted = adjust(np.asarray(lexical, dtype=np.float32), self.u1, self.config.alpha)
+        adjusted = adjust(lexical, self.u1, self.config.alpha)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(adjusted, dtype=np.float32))
-            scores = (x.to(self.unembedding.device, self.unembedding.dtype) @ self.unembedding.T).float()
+            x = pad_rows(x.to(self.unembedding.device, self.unembedding.dtype))  # invariance.py
+            scores = (x @ self.unembedding.T).float()[: len(adjusted)]
             scores[:, self.excluded.to(scores.device)] = float("-inf")
         return scores
 

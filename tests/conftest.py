@@ -1,4 +1,10 @@
-"""Shared fixtures: the real default model, loaded once, and the demo corpus indexed once per run."""
+"""Shared fixtures: the real default model, loaded once, and the demo corpus indexed once per run.
+
+RETRIEVER_TEST_DTYPE (auto, float32 or bfloat16) sets the dtype every model fixture loads in: the suite runs
+in the dtype `--dtype auto` picks on this machine, and .ci/run runs the model tests again in the other one
+(bf16 is emulated on a CPU without it: slower, same results as native bf16 up to its rounding).
+Tests that load a model are marked `model` (`-m model` runs them alone).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,25 @@ from pathlib import Path
 import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "retriever" / "data" / "demo.jsonl"
+TEST_DTYPE = os.environ.get("RETRIEVER_TEST_DTYPE", "auto")
+MODEL_FIXTURES = {"backbone", "demo_index", "tiny_model", "tiny_backbone"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
+def pytest_report_header():
+    return f"model dtype: {TEST_DTYPE} (RETRIEVER_TEST_DTYPE)"
 
 
 @pytest.fixture(scope="session")
 def backbone():
     from retriever.backbones import load_backbone
 
-    return load_backbone("smollm2-135m")
+    return load_backbone("smollm2-135m", dtype=TEST_DTYPE)
 
 
 @pytest.fixture(scope="session")
@@ -61,4 +79,4 @@ def tiny_model(tmp_path_factory, backbone):
 def tiny_backbone(tiny_model):
     from retriever.backbones import load_backbone
 
-    return load_backbone(str(tiny_model), dtype="float32")
+    return load_backbone(str(tiny_model), dtype=TEST_DTYPE)

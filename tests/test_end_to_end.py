@@ -47,14 +47,6 @@ def test_hit_carries_title_snippet_and_every_leg_score(demo_index):
     assert json.loads(json.dumps(hit.to_dict()))["id"] == "bread"
 
 
-def test_batched_search_equals_single_searches(demo_index):
-    queries = list(CASES)
-    batched = demo_index.search_batch(queries, k=5, mode="hybrid")
-    for query, hits in zip(queries, batched, strict=True):
-        single = demo_index.search(query, k=5, mode="hybrid", explain=False)
-        assert [h.id for h in hits] == [h.id for h in single]
-
-
 def test_reload_in_new_process_gives_the_same_results(demo_index):
     """Same ids in the same order; scores equal to float32 round-off. Bit equality is not promised: the CPU
     BLAS may sum in another order in another process (buffer alignment), which moved a 5th decimal on CI."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from ..invariance import padded_width
 from .base import BatchInfo, Capture, Method, StopForward
 from .prompts import normalize
 
@@ -114,7 +115,8 @@ class Encoder:
 
     def forward(self, inputs: Sequence[list[int]], prompt: int = 0) -> Capture:
         """One left-padded forward pass; returns the method's Capture for these inputs."""
-        width = max(len(ids) for ids in inputs)
+        # Padded to a row count the BLAS rounds alike (invariance.py): attention ignores padding.
+        width = padded_width(len(inputs), max(len(ids) for ids in inputs))
         prefix, suffix = (len(x) for x in self.prompts[prompt])
         ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)
@@ -130,7 +132,7 @@ class Encoder:
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
         handles, result = self.method.attach(self.backbone, batch)
         stop_at = self.method.layers_needed(self.backbone.num_layers)
-        stopper = self.backbone.decoder.embed_tokens if stop_at == 0 else self.backbone.layers[stop_at - 1]
+        stopper = self.backbone.anatomy.embeddings if stop_at == 0 else self.backbone.layers[stop_at - 1]
         handles.append(stopper.register_forward_hook(_stop))
         try:
             with torch.inference_mode():

@@ -19,8 +19,10 @@ def layer_output(output: Any) -> torch.Tensor:
 
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.to(states.dtype).unsqueeze(-1)
-    return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    """fp32 mean over each row's masked positions, one row at a time: summed across a padded batch, a
+    row's additions would be grouped (and so rounded) by the batch's width, not by the text alone."""
+    rows = [states[r][mask[r].bool()].float().sum(0) / max(int(mask[r].sum()), 1) for r in range(states.shape[0])]
+    return torch.stack(rows) if rows else states.new_zeros((0, states.shape[-1]), dtype=torch.float32)
 
 
 class HiddenStatePooling(Method):
@@ -52,19 +54,19 @@ class HiddenStatePooling(Method):
 
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layer = self.output_layer(backbone.num_layers)
-        module = backbone.decoder.embed_tokens if layer == 0 else backbone.layers[layer - 1]
+        module = backbone.anatomy.embeddings if layer == 0 else backbone.layers[layer - 1]
         is_last = layer == backbone.num_layers
-        norm = backbone.final_norm
+        norm = backbone.float32(backbone.final_norm)  # applied in fp32 to the pooled stream
         result: dict[str, Capture] = {}
 
         def hook(_module, _inputs, output):
             states = layer_output(output)
             if self.pooling == "last":
-                residual = states[:, -1]
+                residual = states[:, -1].float()
                 dense = norm(residual) if is_last else residual
             else:
                 residual = masked_mean(states, batch.mask)
-                dense = masked_mean(norm(states), batch.mask) if is_last else residual
-            result["capture"] = Capture(dense.float(), residual.float())
+                dense = masked_mean(norm(states.float()), batch.mask) if is_last else residual
+            result["capture"] = Capture(dense, residual)
 
         return [module.register_forward_hook(hook)], lambda: result["capture"]

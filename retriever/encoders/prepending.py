@@ -75,7 +75,7 @@ class TokenPrepending(Method):
                 return (hidden, *args[1:]), kwargs
             return args, {**kwargs, "hidden_states": hidden}
 
-        handles.append(backbone.decoder.embed_tokens.register_forward_hook(zero_embedding))
+        handles.append(backbone.anatomy.embeddings.register_forward_hook(zero_embedding))
         for i in range(self.start, self.exit_layer(backbone.num_layers)):
             handles.append(backbone.layers[i].register_forward_pre_hook(replace, with_kwargs=True))
         return handles, result

@@ -2,11 +2,12 @@
 
 VA: the value projections v^l = W_V norm(h^{l-1}) (before any attention mixing), mean over tokens, averaged
 over a layer set. Its sparse-leg vector is the same pooled value aligned into the residual stream: kv heads
-repeated to the query heads, then W_O, summed over the layers.
+repeated to the query heads, then W_O (and a sandwich norm where the family has one), summed over the layers.
 
 AlignedWVA: the attention sub-layer's output at the last position, o^l = W_O [sum_j a_{n,j} v_j per head],
-summed over a layer set. The attention module's own output is exactly that, so a hook on it costs nothing
-and needs no output_attentions.
+summed over a layer set. The attention module's own output is exactly that (passed through the sandwich
+norm in families that normalise it before the residual stream), so a hook on it costs nothing and needs no
+output_attentions. Both find their modules by role (anatomy.py), whatever the family calls them.
 """
 
 from __future__ import annotations
@@ -15,22 +16,27 @@ from typing import Any
 
 import torch
 
+from ..anatomy import AttentionParts
 from .base import BatchInfo, Capture, Method, Result, resolve_layers
 from .pooling import masked_mean
 
 TOKEN_SETS = ("all", "text")
 
 
-def align_values(values: torch.Tensor, attention: torch.nn.Module, num_heads: int, num_kv: int) -> torch.Tensor:
-    """Map pooled value vectors (batch, kv_heads * head_dim) into the residual stream through W_O."""
-    head_dim = values.shape[-1] // num_kv
-    heads = values.view(values.shape[0], num_kv, head_dim).repeat_interleave(num_heads // num_kv, dim=1)
-    return attention.o_proj(heads.reshape(values.shape[0], num_heads * head_dim))
+def align_values(values: torch.Tensor, backbone: Any, parts: AttentionParts) -> torch.Tensor:
+    """Map pooled value vectors (batch, kv_heads * head_dim) into the residual stream, in fp32: kv heads
+    repeated to the query heads, then W_O, then the family's sandwich norm where it has one.
 
-
-def _head_counts(backbone) -> tuple[int, int]:
-    config = backbone.model.config.get_text_config()
-    return int(config.num_attention_heads), int(getattr(config, "num_key_value_heads", config.num_attention_heads))
+    One row at a time: the BLAS takes another kernel (and rounding) for a single row than for several, and
+    a text's vector must not depend on how many others share its batch.
+    """
+    anatomy = backbone.anatomy
+    heads = values.view(values.shape[0], anatomy.kv_heads, anatomy.head_dim)
+    heads = heads.repeat_interleave(anatomy.heads // anatomy.kv_heads, dim=1).reshape(values.shape[0], -1)
+    output = backbone.float32(parts.output)
+    heads = heads.to(output.weight.device, torch.float32)
+    aligned = torch.cat([output(heads[r:r + 1]) for r in range(heads.shape[0])])
+    return aligned if parts.residual_norm is None else backbone.float32(parts.residual_norm)(aligned)
 
 
 class ValueAggregation(Method):
@@ -49,19 +55,17 @@ class ValueAggregation(Method):
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layers = resolve_layers(self.layer_spec, backbone.num_layers)
         mask = batch.text_mask if self.tokens == "text" else batch.mask
-        heads, kv = _head_counts(backbone)
         sums: dict[str, torch.Tensor] = {}
 
-        def make_hook(attention):
+        def make_hook(parts: AttentionParts):
             def hook(_module, _inputs, output):
-                pooled = masked_mean(output, mask).float()
-                aligned = align_values(pooled.to(output.dtype), attention, heads, kv).float()
+                pooled = masked_mean(parts.take_values(output), mask)
                 sums["dense"] = sums.get("dense", 0) + pooled / len(layers)
-                sums["residual"] = sums.get("residual", 0) + aligned
+                sums["residual"] = sums.get("residual", 0) + align_values(pooled, backbone, parts)
             return hook
 
-        handles = [backbone.layers[i].self_attn.v_proj.register_forward_hook(
-            make_hook(backbone.layers[i].self_attn)) for i in layers]
+        parts = [backbone.anatomy.attention(i) for i in layers]
+        handles = [p.values.register_forward_hook(make_hook(p)) for p in parts]
         return handles, lambda: Capture(sums["dense"], sums["residual"])
 
 
@@ -86,5 +90,8 @@ class AlignedWeightedValues(Method):
             attn_out = output[0] if isinstance(output, tuple) else output
             total["e"] = total.get("e", 0) + attn_out[:, -1].float()
 
-        handles = [backbone.layers[i].self_attn.register_forward_hook(hook) for i in layers]
+        # What the attention adds to the residual stream: its module's output, or the sandwich norm's.
+        parts = [backbone.anatomy.attention(i) for i in layers]
+        handles = [(p.module if p.residual_norm is None else p.residual_norm).register_forward_hook(hook)
+                   for p in parts]
         return handles, lambda: Capture(total["e"], total["e"])

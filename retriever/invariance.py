@@ -1,0 +1,38 @@
+"""Batch invariance: a text's numbers must not depend on how many other texts share its matrix products.
+
+CPU BLAS libraries pick kernels by the number of rows M in a product, and round differently with each.
+Measured with torch 2.13 on an AVX-512 CPU (tests/test_invariance.py keeps checking): MKL's fp32 GEMM
+rounds M = 1-3, 5-7 and 9-11 otherwise than M = 4, 8 or 12 and up; oneDNN's bf16 GEMM emulated without
+native bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE) rounds some odd M otherwise than even ones (29, 65, 637, ...);
+native bf16 showed no case. With M >= 16 and a multiple of 4, every row came out the same whatever M and
+wherever the row sat. So every product whose rows are texts (the decoder's linear layers, the vocabulary
+projection) gets such a row count: padding positions in the forward pass, zero rows in the projection.
+Attention, the one step that mixes positions, runs per text (attention.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+MIN_ROWS = 16
+ROW_MULTIPLE = 4
+
+
+def row_count(rows: int) -> int:
+    """The row count a product of `rows` rows is padded to."""
+    return max(MIN_ROWS, -(-rows // ROW_MULTIPLE) * ROW_MULTIPLE)
+
+
+def padded_width(texts: int, width: int) -> int:
+    """The narrowest batch width >= width whose texts x width positions make an invariant row count."""
+    while texts * width != row_count(texts * width):
+        width += 1
+    return width
+
+
+def pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """x with zero rows appended up to row_count (x itself when it has that many)."""
+    rows = row_count(x.shape[0])
+    if x.shape[0] == rows:
+        return x
+    return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
