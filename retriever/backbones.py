@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .anatomy import Anatomy
+from .attention import NAME as ROWWISE
 from .attention import register as register_attention
 from .errors import ModelError
 
@@ -129,6 +130,12 @@ class Backbone:
     dtype: torch.dtype
     # Methods capture their vectors with hooks on the shared modules, and a fast tokenizer's settings are
     # shared state: one text batch at a time per model, whichever thread asks (queries from a server's threads).
+    # How texts share a forward pass. "rowwise" (CPU): padded batches, attention per text, so a text's
+    # vectors do not depend on its batch (attention.py, invariance.py). "single" (CPU, the few families whose
+    # attention transformers cannot swap: Bloom, Falcon, GPT-Neo): one text per pass, for the same reason.
+    # "padded" (GPU): transformers' masked attention over padded batches; cuBLAS picks its kernels by shape,
+    # so nothing there is batch-invariant to the bit, and per-text attention would only add kernel launches.
+    batching: str = "rowwise"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _anatomy: Anatomy | None = field(default=None, init=False, repr=False, compare=False)
     _float32: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -287,10 +294,12 @@ def load_backbone(spec: str = DEFAULT_MODEL, dtype: str = "auto", device: str = 
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model '{spec}': {exc}") from None
     model.to(dev).eval()
-    model.set_attn_implementation(register_attention())  # batch-invariant: attention.py says why
+    batching = "padded"
     if dev.type == "cpu":
+        model.set_attn_implementation(register_attention())
+        batching = "rowwise" if model.config._attn_implementation == ROWWISE else "single"
         store_weights_transposed(model)
-    return Backbone(name, fingerprint, model, tokenizer, dev, torch_dtype)
+    return Backbone(name, fingerprint, model, tokenizer, dev, torch_dtype, batching=batching)
 
 
 def _float32_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -310,7 +319,7 @@ def store_weights_transposed(model: torch.nn.Module) -> None:
     (memory-mapped) original resident too, +390 MB of RSS for smollm2-135m.
     """
     with torch.no_grad():
-        for module in model.get_decoder().layers.modules():
+        for module in Anatomy(model).layers.modules():
             if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
                 weight = module.weight.data
                 transposed = weight.t().contiguous()

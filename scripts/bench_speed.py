@@ -1,19 +1,24 @@
 """Where indexing and query time goes, measured against what this machine can do, in one run.
 
-    python scripts/bench_speed.py --docs 1000 --queries 200 [--methods prompteol,va,...] [--sweep]
+    python scripts/bench_speed.py --docs 1000 --queries 200 [--dtypes native] [--layouts] [--methods ...] [--sweep]
 
-Prints:
-- the matmul rate: a 4096 x 4096 torch matmul in the model's dtype, on the threads the model uses;
+Prints, for each dtype of --dtypes (default `native`: fp32, and bf16 too where the CPU has native bf16):
+- the matmul rate: the median over many single products (2048-4096 square, interleaved) in that dtype, on
+  the threads the model uses (single products vary 3x on a shared machine, so never a best-of);
 - the plain forward rate: equal-length batches of real corpus tokens through the decoder, no hooks,
   at the encoder's token budget (--sweep: at several budgets and lengths);
 - the indexer on the first --docs documents of the corpus (default BEIR SciFact), through build_index
   exactly as `retriever index` runs it: tokens/s, MFU end to end and per stage (the seconds the manifest
-  records), padding waste, peak RSS;
+  records), padding waste, peak RSS; and against the bare forward pass over the very batches it forms
+  (transformers' own SDPA attention, no hooks, no vectors kept): the ratio says what the engine adds to
+  the model's own cost, on the same lengths (a 256-token plain rate would flatter a corpus of longer texts);
 - each --methods method's encoding cost on the same documents relative to prompteol (--rounds R: R interleaved
   timings, median ratio; bench_methods.py does the same on STS sentences);
 - query latency over --queries test queries, one at a time: median and p95 of encode, dense, sparse,
   lexical and fuse (fuse = the whole search after encoding minus the three legs' retrieval), and the
-  search part's share of the encoding time.
+  search part's share of the encoding time;
+- --layouts: the plain forward rate and one short text's forward time with the decoder's weights stored
+  transposed (what load_backbone does for fp32 on a CPU) and as loaded, interleaved over rounds.
 MFU = tokens x 2 x non-embedding parameters / seconds / matmul rate: attention's own FLOPs are not
 counted, so long texts score a little lower. One run, one machine: compare ratios, not absolute times.
 """
@@ -21,6 +26,8 @@ counted, so long texts score a little lower. One run, one machine: compare ratio
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import platform
@@ -38,10 +45,10 @@ import torch
 from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
-from retriever.backbones import load_backbone
+from retriever.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
 from retriever.beir import read_split
 from retriever.corpus import read_corpus
-from retriever.encoders import Encoder, make_method
+from retriever.encoders import EOL, Encoder, Method, make_method
 from retriever.indexer import IndexSettings, build_index
 from retriever.searcher import top_positive
 
@@ -52,16 +59,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_rate(dtype: torch.dtype, size: int = 4096, repeats: int = 3) -> float:
-    """FLOP/s of one large square matmul: the best the matrix units do on these threads."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+def matmul_rate(dtype: torch.dtype, sizes: tuple[int, ...] = (2048, 3072, 4096), rounds: int = 10,
+                device: str = "cpu") -> float:
+    """FLOP/s of large square matmuls: the median rate of rounds x len(sizes) single products, sizes
+    interleaved, so that a slow or fast moment of a shared machine moves one sample, not the figure."""
+    pairs = {n: (torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device))
+             for n in sizes}
+    for a, b in pairs.values():
         a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(times)
+    rates = []
+    for _ in range(rounds):
+        for n, (a, b) in pairs.items():
+            started = time.perf_counter()
+            a @ b
+            if device != "cpu":
+                torch.cuda.synchronize()
+            rates.append(2 * n**3 / (time.perf_counter() - started))
+    return statistics.median(rates)
 
 
 def flops_per_token(backbone) -> float:
@@ -98,6 +112,37 @@ def forward_latency(backbone, lengths=(1, 8, 16, 32), repeats: int = 15) -> dict
                 times.append(1000 * (time.perf_counter() - started))
             out[n] = round(statistics.median(times), 1)
     return out
+
+
+class Bare(Method):
+    """No hooks and no vectors: the decoder alone, on the batches an Encoder forms."""
+
+    name, templates = "bare", EOL
+
+    def parameters(self) -> dict:
+        return {}
+
+    def layers_needed(self, num_layers: int) -> int:
+        return num_layers
+
+    def attach(self, backbone, batch):
+        return [], lambda: None
+
+
+def bare_same_batches(backbone, documents, max_tokens: int) -> float:
+    """Tokens/s of transformers alone over the batches the indexer forms for documents (its prompt included)."""
+    encoder = Encoder(backbone, Bare(), max_tokens)
+    inputs = encoder.wrap(encoder.bodies([d.content for d in documents])[0])
+    previous = backbone.model.config._attn_implementation
+    backbone.model.set_attn_implementation("sdpa")
+    try:
+        started = time.perf_counter()
+        for group in encoder.batches([len(x) for x in inputs]):
+            encoder.forward([inputs[i] for i in group])
+        seconds = time.perf_counter() - started
+    finally:
+        backbone.model.set_attn_implementation(previous)
+    return sum(map(len, inputs)) / seconds
 
 
 def index_run(backbone, documents, folder: Path, method: str, max_tokens: int) -> tuple[dict, float]:
@@ -151,48 +196,73 @@ def stage_table(manifest: dict, wall: float, flops: float, rate: float) -> list[
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--beir", type=Path, default=SCIFACT, help="A BEIR folder (corpus, queries, qrels).")
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--docs", type=int, default=1000, help="0: only the rates, no index and no queries.")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--max-tokens", type=int, default=512)
-    parser.add_argument("--methods", default="", help="Comma-separated methods to cost against prompteol.")
-    parser.add_argument("--method-docs", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=1, help="Time each method this many times, interleaved.")
-    parser.add_argument("--sweep", action="store_true", help="Plain forward rate at several budgets/lengths.")
-    parser.add_argument("--json", type=Path, help="Also write the report here.")
-    args = parser.parse_args()
+def native_dtypes() -> list[str]:
+    """fp32, and bf16 where `--dtype auto` would pick it (native bf16 on this CPU, or a GPU)."""
+    auto = auto_dtype(pick_device())
+    return ["float32"] + (["bfloat16"] if auto == torch.bfloat16 else [])
 
-    backbone = load_backbone(args.model, dtype=args.dtype, quiet=True)
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
-                               f"{torch.get_num_threads()}", "model": args.model, "dtype": str(backbone.dtype),
+
+def untransposed(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of model with every decoder Linear's weight as a plain contiguous (out, in) matrix."""
+    plain = copy.deepcopy(model)
+    for module in plain.get_decoder().modules():
+        if isinstance(module, torch.nn.Linear) and not module.weight.is_contiguous():
+            module.weight = torch.nn.Parameter(module.weight.contiguous(), requires_grad=False)
+    return plain
+
+
+def transposed(model: torch.nn.Module) -> torch.nn.Module:
+    stored = copy.deepcopy(model)
+    store_weights_transposed(stored)
+    return stored
+
+
+def layout_ab(backbone, texts: list[str], rounds: int = 5) -> dict:
+    """Both weight layouts, interleaved: tokens/s of 8 x 256 and 4 x 512 batches, and a 24-token text's ms."""
+    layouts = {"transposed": transposed(backbone.model), "as_loaded": untransposed(backbone.model)}
+    samples: dict[str, dict[str, list[float]]] = {name: {"8x256": [], "4x512": [], "24_tokens_ms": []}
+                                                  for name in layouts}
+    for _ in range(rounds):
+        for name, model in layouts.items():
+            view = dataclasses.replace(backbone, model=model)
+            samples[name]["8x256"].append(plain_forward(view, texts, 256, 2048, batches=1))
+            samples[name]["4x512"].append(plain_forward(view, texts, 512, 2048, batches=1))
+            samples[name]["24_tokens_ms"].append(forward_latency(view, (24,), repeats=5)[24])
+    return {name: {k: round(statistics.median(v), 1) for k, v in parts.items()} for name, parts in samples.items()}
+
+
+def measure(args, dtype: str, documents, texts: list[str]) -> dict:
+    backbone = load_backbone(args.model, dtype=dtype, quiet=True)
+    report: dict = {"dtype": str(backbone.dtype).removeprefix("torch."),
+                    "weights_transposed": any(not m.weight.is_contiguous() for m in backbone.layers.modules()
+                                              if isinstance(m, torch.nn.Linear)),
                     "rss_mb_after_model_load": round(peak_rss_mb(), 1)}
     rate, flops = matmul_rate(backbone.dtype), flops_per_token(backbone)
     report.update(matmul_gflops=round(rate / 1e9, 1), gflop_per_token=round(flops / 1e9, 4))
     report["single_text_forward_ms_by_tokens"] = forward_latency(backbone)
-    documents = list(islice(read_corpus(args.beir / "corpus.jsonl"), max(args.docs, 100)))
-    texts = [d.content for d in documents]
     budget = Encoder(backbone, make_method("prompteol")).batch_tokens
     forward = plain_forward(backbone, texts, 256, budget)
     report["plain_forward"] = {"length": 256, "budget": budget, "tokens_per_s": round(forward),
                                "mfu": round(forward * flops / rate, 3)}
+    if args.layouts:
+        report["layouts"] = layout_ab(backbone, texts)
     if args.sweep:
         report["sweep"] = [{"length": n, "budget": b, "tokens_per_s": round(r := plain_forward(backbone, texts, n, b)),
                             "mfu": round(r * flops / rate, 3)}
                            for n in (256, 512) for b in (1024, 2048, 4096, 8192, 16384) if b >= n]
     if args.docs == 0:  # the machine's rates only
-        print(json.dumps(report, indent=1))
-        return
+        return report
     with tempfile.TemporaryDirectory() as tmp:
-        manifest, wall = index_run(backbone, documents, Path(tmp) / "index", "prompteol", args.max_tokens)
+        manifest, wall = index_run(backbone, documents[: args.docs], Path(tmp) / "index", "prompteol",
+                                   args.max_tokens)
         tokens = manifest["tokens_embedded"]
+        bare = bare_same_batches(backbone, documents[: args.docs], args.max_tokens)
+        report["bare_forward_same_batches"] = {"tokens_per_s": round(bare), "mfu": round(bare * flops / rate, 3)}
         report["indexer"] = {
             "documents": manifest["documents"], "tokens": tokens, "wall_s": round(wall, 2),
             "tokens_per_s": round(tokens / wall), "mfu_end_to_end": round(tokens * flops / wall / rate, 3),
-            "vs_plain_forward": round(tokens / wall / forward, 3),
+            "vs_bare_forward_same_batches": round(tokens / wall / bare, 3),
+            "vs_plain_forward_256": round(tokens / wall / forward, 3),
             "padding_waste": round(1 - tokens / manifest["padded_tokens"], 4),
             "peak_rss_mb": round(peak_rss_mb(), 1), "stages": stage_table(manifest, wall, flops, rate)}
         if args.methods:
@@ -204,9 +274,42 @@ def main() -> None:
         latency = query_latency(retriever, queries)
         report["query_latency"] = latency
         report["search_share_of_encode"] = round(latency["search"]["median_ms"] / latency["encode"]["median_ms"], 4)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--beir", type=Path, default=SCIFACT, help="A BEIR folder (corpus, queries, qrels).")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--dtypes", default="native", help="Comma-separated dtypes, or native (fp32 + native bf16).")
+    parser.add_argument("--docs", type=int, default=1000, help="0: only the rates, no index and no queries.")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--methods", default="", help="Comma-separated methods to cost against prompteol.")
+    parser.add_argument("--method-docs", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=1, help="Time each method this many times, interleaved.")
+    parser.add_argument("--layouts", action="store_true", help="Compare the two weight layouts, interleaved.")
+    parser.add_argument("--sweep", action="store_true", help="Plain forward rate at several budgets/lengths.")
+    parser.add_argument("--json", type=Path, help="Also write the report here.")
+    args = parser.parse_args()
+
+    dtypes = native_dtypes() if args.dtypes == "native" else args.dtypes.split(",")
+    documents = list(islice(read_corpus(args.beir / "corpus.jsonl"), max(args.docs, 100)))
+    texts = [d.content for d in documents]
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+                         f"{cpu_flags()}", "model": args.model,
+              "runs": [measure(args, dtype, documents, texts) for dtype in dtypes]}
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "cpu flags unknown"
+    return "native bf16: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none")
 
 
 if __name__ == "__main__":

@@ -105,20 +105,25 @@ def run_padded(backbone, ids: list[int]) -> None:
 
 
 def float64(module: torch.nn.Module) -> torch.nn.Module:
-    return copy.deepcopy(module).double()
+    return copy.deepcopy(module).double().requires_grad_(False)
 
 
-def _to_residual(parts, vector: torch.Tensor, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_residual(norm, vector: torch.Tensor, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A sub-layer output into the residual stream (the sandwich norm where there is one), and how an error
     bounded by magnitude before it is bounded after: an RMS norm scales element i by g_i / rms(o) and
     couples the elements through rms(o) (|delta_i| <= g_i (m_i + |o_i| rms(m) / rms(o)) / rms(o)); the norm
     itself rounds its output once more."""
-    if parts.residual_norm is None:
+    if norm is None:
         return vector, magnitude
-    norm = float64(parts.residual_norm)
+    norm = float64(norm)
     out, gain = norm(vector), norm(torch.ones_like(vector)).abs()
     rms_o, rms_m = vector.pow(2).mean().sqrt(), magnitude.pow(2).mean().sqrt()
     return out, gain * (magnitude + vector.abs() * rms_m / rms_o) / rms_o + out.abs()
+
+
+def _bias(parts) -> torch.Tensor:
+    bias = parts.output.bias
+    return bias.double() if bias is not None else torch.zeros(parts.output.out_features, dtype=torch.float64)
 
 
 def _heads(backbone, values: torch.Tensor) -> torch.Tensor:
@@ -127,7 +132,14 @@ def _heads(backbone, values: torch.Tensor) -> torch.Tensor:
     return values.reshape(a.kv_heads, a.head_dim).repeat_interleave(a.heads // a.kv_heads, dim=0).reshape(-1)
 
 
-def value_aggregation(backbone, ids: list[int], layers: list[int]) -> dict[str, np.ndarray]:
+def _sandwich(backbone, index: int, sandwich: bool):
+    """The norm between layer index's attention and the residual stream: Gemma's post_attention_layernorm
+    (modeling_gemma3.py applies it to the attention output), none for Llama-like families."""
+    return backbone.layers[index].post_attention_layernorm if sandwich else None
+
+
+@torch.no_grad()
+def value_aggregation(backbone, ids: list[int], layers: list[int], sandwich: bool = False) -> dict[str, np.ndarray]:
     """VA of one text from the values the model handed its attention, in float64: the dense and residual
     vectors, and the magnitudes of what was summed to make each."""
     with capturing(backbone) as records:
@@ -139,13 +151,15 @@ def value_aggregation(backbone, ids: list[int], layers: list[int]) -> dict[str, 
         out["dense"] = out["dense"] + pooled.reshape(-1) / len(layers)
         out["dense_magnitude"] = out["dense_magnitude"] + size.reshape(-1) / len(layers)
         parts = backbone.anatomy.attention(i)
-        w_o = parts.output.weight.detach().double()
-        aligned, bound = _to_residual(parts, w_o @ _heads(backbone, pooled), w_o.abs() @ _heads(backbone, size))
+        w_o, bias = parts.output.weight.double(), _bias(parts)
+        aligned, bound = _to_residual(_sandwich(backbone, i, sandwich), w_o @ _heads(backbone, pooled) + bias,
+                                      w_o.abs() @ _heads(backbone, size) + bias.abs())
         out["residual"], out["residual_magnitude"] = out["residual"] + aligned, out["residual_magnitude"] + bound
     return {k: v.numpy() for k, v in out.items()}
 
 
-def aligned_wva(backbone, ids: list[int], layers: list[int]):
+@torch.no_grad()
+def aligned_wva(backbone, ids: list[int], layers: list[int], sandwich: bool = False):
     """AlignedWVA of one text from the model's attention weights and values, in float64: (vector, magnitude).
 
     o^l = W_O [sum_j a^{l,h}_{n,j} v^{l,h}_j]_h at the last position n, through the sandwich norm where the
@@ -161,8 +175,8 @@ def aligned_wva(backbone, ids: list[int], layers: list[int]):
         z = torch.einsum("ht,htd->hd", weights, values).reshape(-1)
         zmag = torch.einsum("ht,htd->hd", weights, values.abs()).reshape(-1)
         parts = a.attention(i)
-        w_o = parts.output.weight.detach().double()
-        o = w_o @ z + (parts.output.bias.double() if parts.output.bias is not None else 0)
-        added, size = _to_residual(parts, o, w_o.abs() @ zmag + o.abs())
+        w_o = parts.output.weight.double()
+        o = w_o @ z + _bias(parts)
+        added, size = _to_residual(_sandwich(backbone, i, sandwich), o, w_o.abs() @ zmag + o.abs())
         total, magnitude = total + added, magnitude + size
     return total.numpy(), magnitude.numpy()

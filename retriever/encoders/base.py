@@ -74,6 +74,11 @@ class Method(ABC):
     def layers_needed(self, num_layers: int) -> int:
         """How many decoder layers must run; the forward pass stops after them."""
 
+    def check(self, backbone: Any) -> None:
+        """Find every module the hooks will need (anatomy.py raises, naming the part, if one is missing)."""
+        backbone.anatomy.embeddings  # noqa: B018
+        backbone.anatomy.layers  # noqa: B018
+
     @abstractmethod
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         """Register hooks for one batch; return the handles and a callable giving the batch's Capture."""

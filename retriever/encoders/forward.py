@@ -59,13 +59,19 @@ class Encoder:
 
     # A padded-token budget of 2048 ran the plain forward pass at 0.83 / 0.75 of the matmul rate (256- /
     # 512-token texts) against 0.62 / 0.41 at 16384 on 2 CPU cores: a small batch's activations stay in
-    # cache (scripts/bench_speed.py --sweep, docs/benchmarks.md).
-    def __init__(self, backbone, method: Method, max_tokens: int = 512, batch_tokens: int = 2048,
-                 max_batch: int = 64):
+    # cache (scripts/bench_speed.py --sweep, docs/benchmarks.md). A GPU needs far larger matrices to fill.
+    CPU_BATCH, GPU_BATCH = (2048, 64), (32768, 256)  # (padded tokens, texts) per pass
+
+    def __init__(self, backbone, method: Method, max_tokens: int = 512, batch_tokens: int | None = None,
+                 max_batch: int | None = None):
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
+        tokens, texts = self.CPU_BATCH if backbone.device.type == "cpu" else self.GPU_BATCH
+        batch_tokens, max_batch = batch_tokens or tokens, max_batch or texts
+        method.check(backbone)  # a model without the parts the method hooks fails here, by name
         self.backbone, self.method = backbone, method
-        self.max_tokens, self.batch_tokens, self.max_batch = max_tokens, batch_tokens, max_batch
+        self.max_tokens, self.batch_tokens = max_tokens, batch_tokens
+        self.max_batch = 1 if backbone.batching == "single" else max_batch
         self.prompts = [method.prompt_ids(backbone.tokenizer, t) for t in method.templates]
         tok = backbone.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -116,7 +122,9 @@ class Encoder:
     def forward(self, inputs: Sequence[list[int]], prompt: int = 0) -> Capture:
         """One left-padded forward pass; returns the method's Capture for these inputs."""
         # Padded to a row count the BLAS rounds alike (invariance.py): attention ignores padding.
-        width = padded_width(len(inputs), max(len(ids) for ids in inputs))
+        width = max(len(ids) for ids in inputs)
+        if self.backbone.batching == "rowwise":
+            width = padded_width(len(inputs), width)
         prefix, suffix = (len(x) for x in self.prompts[prompt])
         ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)

@@ -52,6 +52,11 @@ class HiddenStatePooling(Method):
     def layers_needed(self, num_layers: int) -> int:
         return self.output_layer(num_layers)
 
+    def check(self, backbone: Any) -> None:
+        super().check(backbone)
+        if self.output_layer(backbone.num_layers) == backbone.num_layers:
+            backbone.final_norm  # noqa: B018
+
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layer = self.output_layer(backbone.num_layers)
         module = backbone.anatomy.embeddings if layer == 0 else backbone.layers[layer - 1]

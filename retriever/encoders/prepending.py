@@ -37,6 +37,10 @@ class TokenPrepending(Method):
     def parameters(self) -> dict[str, Any]:
         return {"inner": self.inner.name, **self.inner.parameters(), "tp_start": self.start, "tp_exit": self.exit}
 
+    def check(self, backbone: Any) -> None:
+        self.inner.check(backbone)
+        super().check(backbone)
+
     def layers_needed(self, num_layers: int) -> int:
         return max(self.inner.layers_needed(num_layers), self.exit_layer(num_layers))
 

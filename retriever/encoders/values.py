@@ -39,6 +39,11 @@ def align_values(values: torch.Tensor, backbone: Any, parts: AttentionParts) -> 
     return aligned if parts.residual_norm is None else backbone.float32(parts.residual_norm)(aligned)
 
 
+def _check_attention(backbone: Any, spec) -> None:
+    for i in resolve_layers(spec, backbone.num_layers):
+        backbone.anatomy.attention(i)
+
+
 class ValueAggregation(Method):
     def __init__(self, layers: str | list[int] = "last-half", tokens: str = "all",
                  templates: tuple[str | None, ...] = (None,), name: str = "va"):
@@ -51,6 +56,10 @@ class ValueAggregation(Method):
 
     def layers_needed(self, num_layers: int) -> int:
         return resolve_layers(self.layer_spec, num_layers)[-1] + 1
+
+    def check(self, backbone: Any) -> None:
+        super().check(backbone)
+        _check_attention(backbone, self.layer_spec)
 
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layers = resolve_layers(self.layer_spec, backbone.num_layers)
@@ -81,6 +90,10 @@ class AlignedWeightedValues(Method):
 
     def layers_needed(self, num_layers: int) -> int:
         return resolve_layers(self.layer_spec, num_layers)[-1] + 1
+
+    def check(self, backbone: Any) -> None:
+        super().check(backbone)
+        _check_attention(backbone, self.layer_spec)
 
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         layers = resolve_layers(self.layer_spec, backbone.num_layers)
