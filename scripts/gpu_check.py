@@ -67,8 +67,8 @@ def prepare(out: Path, docs: int) -> None:
     (target / "qrels").mkdir(parents=True, exist_ok=True)
     with (scifact / "corpus.jsonl").open() as src, (target / "corpus.jsonl").open("w") as dst:
         dst.writelines(islice(src, docs))
-    shutil.copy(scifact / "queries.jsonl", target / "queries.jsonl")
-    shutil.copy(scifact / "qrels" / "test.tsv", target / "qrels" / "test.tsv")
+    shutil.copyfile(scifact / "queries.jsonl", target / "queries.jsonl")
+    shutil.copyfile(scifact / "qrels" / "test.tsv", target / "qrels" / "test.tsv")
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(out / "wheels"),
