@@ -4,7 +4,7 @@ from .api import Hit, Retriever, delete_documents, info, verify
 from .backbones import DEFAULT_MODEL, PRESETS
 from .corpus import Document, read_corpus, read_qrels, read_queries
 from .errors import BadIndexError, InputError, ModelError, RetrieverError, StorageError
-from .indexer import IndexSettings
+from .settings import IndexSettings
 from .sparse import SparseConfig
 
 __version__ = "0.1.0"

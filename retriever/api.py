@@ -19,8 +19,9 @@ from .corpus import Document, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
 from .evaluate import sts_spearman
-from .indexer import CHUNK, IndexSettings, Progress, build_index
-from .searcher import MODES, Searcher
+from .indexer import CHUNK, Progress, build_index
+from .searcher import Searcher
+from .settings import IndexSettings
 from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
 from .verify import verify_index
@@ -130,17 +131,16 @@ class Retriever:
     def search_batch(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
                      explain: bool = False) -> list[list[Hit]]:
         """Search many queries at once: they are encoded in length-sorted batches and scored together."""
-        encoded = self.searcher.encode(queries, self.searcher.legs_for(mode))
-        results = self.searcher.search(queries, k=k, mode=mode, encoded=encoded)
+        run = self.searcher.run(queries, k=k, mode=mode)
         docs = self.searcher.documents
-        rows = sorted({r.row for per_query in results for r in per_query})
+        rows = sorted({r.row for query in run.queries for r in query.hits})
         titles = dict(zip(rows, docs.column("title").take(rows).to_pylist(), strict=True)) if rows else {}
         texts = dict(zip(rows, docs.column("text").take(rows).to_pylist(), strict=True)) if rows else {}
         return [[Hit(id=self.searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
                      title=titles[r.row], snippet=_snippet(texts[r.row]),
-                     tokens=self.searcher.shared_tokens(encoded, qi, r.row) if explain else [])
-                 for rank, r in enumerate(per_query, start=1)]
-                for qi, per_query in enumerate(results)]
+                     tokens=self.searcher.explain(run, qi, r.row) if explain else [])
+                 for rank, r in enumerate(query.hits, start=1)]
+                for qi, query in enumerate(run.queries)]
 
     def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
             progress: Progress | None = None) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class Retriever:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return tuple(m for m in MODES if m == "hybrid" or m in self.searcher.legs)
+        return ("hybrid", *self.searcher.legs)
 
     def info(self) -> dict[str, Any]:
         return info(self.path)

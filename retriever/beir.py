@@ -11,7 +11,6 @@ reported hybrid is what `retriever search` returns.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from .api import Retriever
 from .corpus import read_corpus, read_qrels, read_queries
 from .errors import InputError
 from .evaluate import REPORTED, evaluate, retrieval_measures
-from .indexer import IndexSettings
+from .settings import IndexSettings
 from .store import MANIFEST
 from .tuning import Run, Scored, fused_run, tune_weights
 
@@ -84,32 +83,26 @@ def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: st
 
 def run_split(retriever: Retriever, split: Split, depth: int = DEPTH, ignore_identical_ids: bool = False,
               on_batch: Callable[[int], None] | None = None) -> LegRuns:
-    """Each leg's own top-depth run, plus every leg's exact scores for the union of their candidates."""
+    """Each leg's own top-depth run, the fused run, and every leg's exact scores for the union of their
+    candidates (what tuning re-fuses): one engine call per batch of queries."""
     searcher = retriever.searcher
-    legs, out = searcher.legs, LegRuns()
+    out = LegRuns()
     ids, texts = list(split.queries), list(split.queries.values())
     extra = 1 if ignore_identical_ids else 0
-    clock = dict.fromkeys(["encode", *legs, "fuse"], 0.0)
+    clock: dict[str, float] = {}
     for start in range(0, len(ids), QUERY_BATCH):
-        batch_ids, batch = ids[start:start + QUERY_BATCH], texts[start:start + QUERY_BATCH]
-        t = time.perf_counter()
-        encoded = searcher.encode(batch)
-        clock["encode"] += time.perf_counter() - t
-        for leg in legs:
-            t = time.perf_counter()
-            results = searcher.search(batch, k=depth + extra, mode=leg, encoded=encoded)
-            clock[leg] += time.perf_counter() - t
-            for qid, per_query in zip(batch_ids, results, strict=True):
-                out.runs.setdefault(leg, {})[qid] = {searcher.ids[r.row]: r.score for r in per_query}
-        t = time.perf_counter()
-        for qid, (rows, scores) in zip(batch_ids, searcher.candidates(encoded, legs, depth), strict=True):
-            out.scored.append(Scored(qid, [searcher.ids[r] for r in rows.tolist()], scores))
-        clock["fuse"] += time.perf_counter() - t
+        batch_ids = ids[start:start + QUERY_BATCH]
+        run = searcher.run(texts[start:start + QUERY_BATCH], k=depth + extra, depth=depth, leg_runs=True)
+        for qid, query in zip(batch_ids, run.queries, strict=True):
+            for leg, results in query.legs.items():
+                out.runs.setdefault(leg, {})[qid] = {searcher.ids[r.row]: r.score for r in results}
+            if len(run.legs) > 1:
+                out.runs.setdefault("hybrid", {})[qid] = {searcher.ids[r.row]: r.score for r in query.hits}
+            out.scored.append(Scored(qid, [searcher.ids[r] for r in query.candidates.tolist()], query.scores))
+        for stage, seconds in run.seconds.items():
+            clock[stage] = clock.get(stage, 0.0) + seconds
         if on_batch:
-            on_batch(len(batch))
-    if len(legs) > 1:
-        s = searcher.settings
-        out.runs["hybrid"] = fused_run(out.scored, s.fusion, s.weights, s.rrf_k, depth + extra)
+            on_batch(len(batch_ids))
     if ignore_identical_ids:
         out.runs = {name: _without_identical(run, depth) for name, run in out.runs.items()}
     out.seconds = clock

@@ -17,9 +17,11 @@ from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
 from .fusion import FUSIONS
-from .indexer import CHUNK, DEFAULT_WEIGHTS, LEGS, IndexSettings
+from .indexer import CHUNK
+from .legs import leg_names
 from .lexical import LexicalConfig
 from .searcher import MODES
+from .settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
 from .sparse import WEIGHTINGS, SparseConfig
 from .store import home
 
@@ -100,10 +102,10 @@ def _weights(pairs: tuple[str, ...]) -> dict[str, float]:
     for pair in pairs:
         leg, sep, value = pair.partition("=")
         try:
-            if not sep or leg not in LEGS or float(value) < 0:
+            if not sep or leg not in leg_names() or float(value) < 0:
                 raise ValueError
         except ValueError:
-            raise click.BadParameter(f"expected LEG=WEIGHT with LEG one of {', '.join(LEGS)} and WEIGHT >= 0, "
+            raise click.BadParameter(f"expected LEG=WEIGHT with LEG one of {', '.join(leg_names())} and WEIGHT >= 0, "
                                      f"got {pair!r}", param_hint="--weight") from None
         weights[leg] = float(value)
     return weights

@@ -1,13 +1,28 @@
 """The dense leg: cosine similarity over FAISS, exact (flat) by default, HNSW as an option.
 
+DenseLeg owns its two files (leg.py): the unit vectors and the FAISS structure built over them.
+
 The raw normalised matrix is kept beside the FAISS structure: fusion rescores every candidate exactly,
 and that needs a document's vector whatever index type found (or missed) it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import faiss
 import numpy as np
+import pyarrow as pa
+
+from .errors import BadIndexError
+from .leg import Hits, LegContext, Part
+from .store import load_array, read_file
+
+if TYPE_CHECKING:
+    from .store import IndexWriter
 
 KINDS = ("flat", "hnsw")
 
@@ -63,3 +78,87 @@ class DenseIndex:
     def score(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact cosine of one query against chosen documents."""
         return np.asarray(self.vectors[ids] @ normalize(query[None])[0], dtype=np.float32)
+
+
+VECTORS = "dense"  # dense.npy: the unit vectors, documents x dimension
+FAISS_FILE = "dense.faiss"  # FAISS's own serialisation of the search structure over them
+
+
+class DenseLeg:
+    """The dense leg's files and search: dense.npy (exact rescoring) and dense.faiss (the top lists)."""
+
+    name: ClassVar[str] = "dense"
+    title: ClassVar[str] = "dense leg"
+    needs_model: ClassVar[bool] = True
+    explains: ClassVar[bool] = False
+
+    def __init__(self, index: DenseIndex):
+        self.index = index
+
+    @classmethod
+    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+        with ctx.timing("write"):
+            return cls._write(writer, normalize(np.concatenate([p.array("dense") for p in parts])),
+                              ctx.settings.dense_kind)
+
+    @classmethod
+    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
+               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
+        """Kept vectors as stored (normalising them again could move their last bits), new ones normalised."""
+        vectors = [np.asarray(load_array(folder, VECTORS))[keep]]
+        if new is not None:
+            vectors.append(normalize(new.array("dense")))
+        return cls._write(writer, np.concatenate(vectors), ctx.settings.dense_kind)
+
+    @staticmethod
+    def _write(writer: IndexWriter, unit: np.ndarray, kind: str) -> dict[str, Any]:
+        writer.add_array(VECTORS, unit)
+        writer.add_file(FAISS_FILE, faiss.serialize_index(build_faiss(unit, kind)).tobytes())
+        return {"dense_dim": int(unit.shape[1])}
+
+    @classmethod
+    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
+        n, dim = manifest["documents"], manifest["dense_dim"]
+        vectors = load_array(folder, VECTORS)
+        if vectors.shape != (n, dim) or not np.all(np.isfinite(vectors)):
+            raise BadIndexError(f"{VECTORS}.npy: shape {vectors.shape} (expected {(n, dim)}) or non-finite values")
+        norms = np.linalg.norm(vectors, axis=1)
+        if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
+            raise BadIndexError(f"{VECTORS}.npy: vectors are not unit length")
+        index = _read_faiss(folder, manifest)
+        if index.ntotal != n or index.d != dim:
+            raise BadIndexError(f"{FAISS_FILE} holds {index.ntotal} vectors of dimension {index.d}, "
+                                f"expected {n} x {dim}")
+        return f"{n} unit vectors of dimension {dim}; FAISS holds the same count"
+
+    @classmethod
+    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> DenseLeg:
+        vectors, index = load_array(folder, VECTORS), _read_faiss(folder, manifest)
+        if vectors.ndim != 2 or len(vectors) != manifest["documents"] or index.d != vectors.shape[1]:
+            raise BadIndexError(f"{folder}: {VECTORS}.npy has shape {vectors.shape} and the FAISS index "
+                                f"dimension {index.d}, for {manifest['documents']} documents")
+        try:
+            return cls(DenseIndex(vectors, index))
+        except ValueError as exc:
+            raise BadIndexError(f"{folder}: {exc}") from None
+
+    def encode(self, texts: Sequence[str], vectors: Any) -> np.ndarray:
+        return vectors.dense
+
+    def hits(self, queries: np.ndarray, depth: int) -> Hits:
+        top = self.index.search(queries, depth)[1]
+        for qi, rows in enumerate(top):
+            yield rows[rows >= 0], partial(self.index.score, queries[qi])
+
+    def explain(self, queries: np.ndarray, qi: int, row: int) -> list[tuple[str, float]]:
+        return []
+
+
+def _read_faiss(folder: Path, manifest: dict[str, Any]) -> faiss.Index:
+    """FAISS's file, checksummed before FAISS parses it: damaged native data could crash the process."""
+    data = read_file(folder, FAISS_FILE, manifest)
+    try:
+        return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:  # FAISS reports a damaged file this way
+        raise BadIndexError(f"{folder / FAISS_FILE}: cannot read the FAISS index "
+                            f"({str(exc).splitlines()[0]})") from None

@@ -5,8 +5,9 @@ Measured with torch 2.13 on an AVX-512 CPU (tests/test_invariance.py keeps check
 rounds M = 1-3, 5-7 and 9-11 otherwise than M = 4, 8 or 12 and up; oneDNN's bf16 GEMM emulated without
 native bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE) rounds some odd M otherwise than even ones (29, 65, 637, ...);
 native bf16 showed no case. With M >= 16 and a multiple of 4, every row came out the same whatever M and
-wherever the row sat (docs/numerics.md says how far this was checked). So every product whose rows are texts (the decoder's linear layers, the vocabulary
-projection) gets such a row count: padding positions in the forward pass, zero rows in the projection.
+wherever the row sat (docs/numerics.md says how far this was checked). So every product whose rows are
+texts (the decoder's linear layers, the vocabulary projection) gets such a row count: padding positions
+in the forward pass, zero rows in the projection.
 Attention, the one step that mixes positions, runs per text (attention.py).
 """
 

@@ -3,7 +3,8 @@
 The LLM legs miss exact rare terms (gene names, numbers, acronyms) that BM25 finds at once, and on small
 models BM25 is the strongest leg by far, so it is indexed beside them by default. bm25s computes the BM25
 weights (eager scoring: each posting already holds its document's BM25 contribution), so a query is one
-sparse product over the same kind of inverted index as the key-token leg.
+sparse product over the same kind of inverted index as the key-token leg. LexicalLeg owns the leg's
+files (leg.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,24 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 
 from .errors import BadIndexError, RetrieverError
-from .sparse import ragged_to_csr
+from .leg import Hits, LegContext, Part, TablePart
+from .sparse import SparseIndex, ragged_to_csr
+from .store import load_csr, read_file, stored_contents
+
+if TYPE_CHECKING:
+    from .store import IndexWriter
 
 # bm25s's default splitter: words of two or more characters
 WORD = re.compile(r"(?u)\b\w\w+\b")
-VOCAB_FILE = "lexical_vocab.json"
+VOCAB_FILE = "lexical_vocab.json"  # the vocabulary as a JSON list: a word's position is its id
 
 
 @dataclass
@@ -143,3 +152,63 @@ def parse_vocabulary(data: bytes, source: str) -> list[str]:
     if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
         raise BadIndexError(f"{source}: the vocabulary must be a JSON list of strings")
     return vocabulary
+
+
+POSTINGS = "lexical_postings"  # vocabulary x documents BM25 weights, CSR as three .npy arrays
+
+
+class LexicalLeg:
+    """The lexical leg's files and search: the vocabulary and the BM25-weighted postings."""
+
+    name: ClassVar[str] = "lexical"
+    title: ClassVar[str] = "lexical leg"
+    needs_model: ClassVar[bool] = False
+    explains: ClassVar[bool] = True
+
+    def __init__(self, queries: LexicalQueries, index: SparseIndex):
+        self.queries, self.index = queries, index
+
+    @classmethod
+    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+        with ctx.timing("lexical"):
+            builder = LexicalBuilder(ctx.settings.lexical)
+            for part in parts:
+                builder.add(stored_contents(part.documents()))
+            postings = builder.postings()
+            writer.add_file(VOCAB_FILE, vocabulary_bytes(builder.vocabulary()))
+            writer.add_csr(POSTINGS, postings)
+        return {"lexical_vocab_size": postings.shape[0], "lexical_nnz": int(postings.nnz)}
+
+    @classmethod
+    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
+               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
+        """Recomputed from every stored text: idf and average length are statistics of the whole corpus."""
+        return cls.write(writer, [TablePart(table)], ctx)
+
+    @classmethod
+    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
+        vocabulary = _read_vocabulary(folder, manifest)
+        postings = load_csr(folder, POSTINGS, (len(vocabulary), manifest["documents"]))
+        if not np.all(np.isfinite(postings.data)):
+            raise BadIndexError(f"{POSTINGS}: non-finite weights")
+        return f"{postings.nnz} postings over {len(vocabulary)} words"
+
+    @classmethod
+    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> LexicalLeg:
+        vocabulary = _read_vocabulary(folder, manifest)
+        index = SparseIndex.from_postings(load_csr(folder, POSTINGS, (len(vocabulary), ctx.documents)))
+        return cls(LexicalQueries(ctx.settings.lexical, vocabulary), index)
+
+    def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
+        return self.queries.encode(texts)
+
+    def hits(self, queries: sp.csr_matrix, depth: int) -> Hits:
+        return self.index.hits(queries, depth)
+
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
+        words = self.queries.vocabulary
+        return [(words[token], weight) for token, weight in self.index.shared_tokens(queries[qi], row)]
+
+
+def _read_vocabulary(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    return parse_vocabulary(read_file(folder, VOCAB_FILE, manifest), str(folder / VOCAB_FILE))

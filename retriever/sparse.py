@@ -6,22 +6,37 @@ plus its top-M; a document, by default, likewise keeps its own tokens plus its t
 only its top-K. Scoring is a sparse dot product over an inverted index. u_1 and every parameter are
 stored with the index and applied to queries exactly as to documents.
 
+KeyTokenLeg owns the leg's files (leg.py); KeyTokenProjector and SparseIndex are its math, the second
+shared with the lexical leg. The projector holds tensors, not a model: the leg hands it the backbone's.
+
 Defaults measured on SciFact train (docs/quality.md): a document's own tokens plus 16 expansion tokens,
 half of u_1 removed and log-saturated weights make the leg 3.6x better than top-128 alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
 import scipy.sparse as sp
 import torch
 
+from .errors import BadIndexError, RetrieverError
 from .invariance import pad_rows
+from .leg import Hits, LegContext, Part
+from .store import load_array, load_csr, stored_contents
+
+if TYPE_CHECKING:
+    from .settings import IndexSettings
+    from .store import IndexWriter
 
 WEIGHTINGS = ("relu", "log1p")
+QUERY_CHUNK = 64  # queries scored together against every document: bounds the queries x documents block
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,7 @@ class KeyTokenProjector:
     """Turns raw residual-stream vectors into weighted vocabulary tokens.
 
     It holds tensors, not a model: the caller hands over the unembedding matrix and the final norm, so
-    this module knows nothing about how a model is loaded.
+    it knows nothing about how a model is loaded.
     """
 
     def __init__(self, unembedding: torch.Tensor, norm: Callable[[torch.Tensor], torch.Tensor],
@@ -231,3 +246,149 @@ class SparseIndex:
         q = dict(zip(query.indices.tolist(), query.data.tolist(), strict=True))
         shared = [(t, q[t] * w) for t, w in zip(row.indices.tolist(), row.data.tolist(), strict=True) if t in q]
         return sorted(shared, key=lambda tw: -tw[1])
+
+    def hits(self, queries: sp.csr_matrix, depth: int, chunk: int = QUERY_CHUNK) -> Hits:
+        """Per query row: the documents of its top-depth positive scores and a scorer over all of them,
+        scored chunk queries at a time (bounding the queries x documents block)."""
+        for start in range(0, queries.shape[0], chunk):
+            for scores in self.score_all(queries[start:start + chunk]):
+                yield top_positive(scores, depth), scores.__getitem__
+
+
+def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Ids of the highest positive scores: a document sharing no token with the query was not found.
+
+    The top depth are taken first and filtered after: a common token can make most of a million
+    documents positive, and selecting them first cost twice as much (scripts/bench_scale.py).
+    """
+    top = np.argpartition(scores, len(scores) - depth)[-depth:] if len(scores) > depth else np.arange(len(scores))
+    top = top[scores[top] > 0]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+U1 = "u1"  # u1.npy: the principal component removed before projecting, for queries as for documents
+ROWS = "sparse_rows"  # documents x vocabulary, CSR as three .npy arrays
+POSTINGS = "sparse_postings"  # its transpose, for search
+
+
+def excluded_token_ids(tokenizer) -> list[int]:
+    """Control tokens carry no topic: they must never be a document's key token."""
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if tok.special}
+    return sorted(special)
+
+
+def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = None) -> KeyTokenProjector:
+    """The key-token projector in fp32 whatever the model's dtype: W_U e' is a sum over the hidden size in
+    which u_1's removal cancels most of the vector, and bf16 rounding would move the token scores."""
+    return KeyTokenProjector(backbone.unembedding_fp32, backbone.float32(backbone.final_norm),
+                             excluded_token_ids(backbone.tokenizer), settings.sparse, u1)
+
+
+def document_rows(projector: KeyTokenProjector, backbone, settings: IndexSettings, table: pa.Table,
+                  residual: np.ndarray) -> sp.csr_matrix:
+    """Key-token rows of stored documents (a documents table) from their residual vectors."""
+    own = None
+    if settings.sparse.own_tokens:
+        own = own_token_ids(backbone.tokenizer, stored_contents(table), settings.max_tokens)
+    return projector.documents(projector.lexical(np.array(residual)), own)
+
+
+def _sample(projector: KeyTokenProjector, parts: Sequence[Part]) -> np.ndarray:
+    """The vectors u_1 is fitted on, gathered part by part: never the whole corpus in memory."""
+    rows = sample_rows(sum(p.documents().num_rows for p in parts))
+    sample, offset = [], 0
+    for part in parts:
+        n = part.documents().num_rows
+        mine = rows[(rows >= offset) & (rows < offset + n)] - offset
+        if len(mine):
+            sample.append(projector.lexical(np.array(part.array("residual")[mine])))
+        offset += n
+    return np.concatenate(sample)
+
+
+class KeyTokenLeg:
+    """The key-token leg's files and search: u1.npy, the document rows and their postings."""
+
+    name: ClassVar[str] = "sparse"
+    title: ClassVar[str] = "key-token leg"
+    needs_model: ClassVar[bool] = True
+    explains: ClassVar[bool] = True
+
+    def __init__(self, projector: KeyTokenProjector, index: SparseIndex, tokenizer):
+        self.projector, self.index, self.tokenizer = projector, index, tokenizer
+
+    @classmethod
+    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+        """u_1 is fitted on a sample of the whole corpus (or ctx.u1 reused) before any document is projected."""
+        backbone, settings, u1 = ctx.backbone, ctx.settings, ctx.u1
+        with ctx.timing("project"):
+            projector = make_projector(backbone, settings, u1)
+            if u1 is None:
+                projector.fit(_sample(projector, parts))
+            elif u1.shape != (backbone.hidden_size,):
+                raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
+            rows = [document_rows(projector, backbone, settings, p.documents(), p.array("residual")) for p in parts]
+        with ctx.timing("write"):
+            return cls._write(writer, projector.u1, sp.vstack(rows, format="csr"))
+
+    @classmethod
+    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
+               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
+        """Kept rows as stored; new documents projected with the stored u_1, so they score alike."""
+        u1 = np.array(load_array(folder, U1))
+        rows = [load_csr(folder, ROWS, (len(keep), manifest["vocab_size"]))[keep]]
+        if new is not None:
+            projector = make_projector(ctx.backbone, ctx.settings, u1)
+            rows.append(document_rows(projector, ctx.backbone, ctx.settings, new.documents(), new.array("residual")))
+        return cls._write(writer, u1, sp.vstack(rows, format="csr"))
+
+    @staticmethod
+    def _write(writer: IndexWriter, u1: np.ndarray, rows: sp.csr_matrix) -> dict[str, Any]:
+        index = SparseIndex(rows)
+        writer.add_array(U1, u1)
+        writer.add_csr(ROWS, index.doc_rows)
+        writer.add_csr(POSTINGS, index.postings)
+        return {"u1_sha256": hashlib.sha256(u1.tobytes()).hexdigest(), "sparse_nnz": int(rows.nnz),
+                "vocab_size": int(rows.shape[1])}
+
+    @classmethod
+    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
+        n, vocab = manifest["documents"], manifest["vocab_size"]
+        rows = load_csr(folder, ROWS, (n, vocab))
+        postings = load_csr(folder, POSTINGS, (vocab, n))
+        if not np.all(np.isfinite(rows.data)) or np.any(rows.data <= 0):
+            raise BadIndexError(f"{ROWS}: weights must be finite and positive")
+        if (rows.T.tocsr() != postings).nnz:
+            raise BadIndexError(f"{POSTINGS} is not the transpose of {ROWS}")
+        u1 = load_array(folder, U1)
+        if u1.ndim != 1 or not np.all(np.isfinite(u1)) or abs(float(np.linalg.norm(u1)) - 1) > 1e-3:
+            raise BadIndexError(f"{U1}.npy: not a finite unit vector")
+        return f"{rows.nnz} postings over {vocab} tokens; rows and postings agree; u1 is a unit vector"
+
+    @classmethod
+    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> KeyTokenLeg:
+        backbone, n = ctx.backbone, ctx.documents
+        u1 = np.array(load_array(folder, U1))
+        if u1.shape != (backbone.hidden_size,) or not np.all(np.isfinite(u1)):
+            raise BadIndexError(f"{folder / (U1 + '.npy')}: not a finite vector of the model's width "
+                                f"{backbone.hidden_size} (shape {u1.shape})")
+        projector = make_projector(backbone, ctx.settings, u1)
+        vocab = projector.vocab_size
+        index = SparseIndex(load_csr(folder, ROWS, (n, vocab)), load_csr(folder, POSTINGS, (vocab, n)))
+        return cls(projector, index, backbone.tokenizer)
+
+    def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
+        """Query rows; the caller holds the backbone's lock (the tokenizer is shared state)."""
+        own = own_token_ids(self.tokenizer, texts)
+        return self.projector.queries(self.projector.lexical(vectors.residual), own)
+
+    def hits(self, queries: sp.csr_matrix, depth: int) -> Hits:
+        return self.index.hits(queries, depth)
+
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
+        return [(self._text(token), weight) for token, weight in self.index.shared_tokens(queries[qi], row)]
+
+    def _text(self, token: int) -> str:
+        raw = self.tokenizer.decode([token])
+        return raw.strip() or repr(raw)

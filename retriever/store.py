@@ -47,6 +47,13 @@ def documents_table(documents: Sequence[Document]) -> pa.Table:
                     schema=DOCUMENT_SCHEMA)
 
 
+def stored_contents(table: pa.Table) -> list[str]:
+    """What was embedded for each stored document (title and text, as Document.content joins them)."""
+    return [Document("", text, title).content
+            for title, text in zip(table.column("title").to_pylist(), table.column("text").to_pylist(),
+                                   strict=True)]
+
+
 @contextmanager
 def guard_disk(path: Path) -> Iterator[None]:
     """An OS error while writing (a full disk above all) becomes one clear StorageError naming the path."""
@@ -189,6 +196,11 @@ class IndexWriter:
     def add_array(self, name: str, array: np.ndarray) -> None:
         with guard_disk(self.folder / f"{name}.npy"):
             np.save(self.folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+
+    def add_csr(self, name: str, matrix: sp.csr_matrix) -> None:
+        """A CSR matrix as three plain .npy arrays (read back by load_csr): no pickle."""
+        for part in ("indptr", "indices", "data"):
+            self.add_array(f"{name}_{part}", getattr(matrix, part))
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest last, with every file's size and sha256, then swap the folder into place."""

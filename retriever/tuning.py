@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .evaluate import evaluate
-from .fusion import convex, rrf
+from .fusion import fuse
 
 Run = dict[str, dict[str, float]]
 
@@ -40,7 +40,7 @@ def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float
               rrf_k: float = 60.0, depth: int = 10) -> Run:
     run: Run = {}
     for q in scored:
-        fused = rrf(q.scores, rrf_k) if fusion == "rrf" else convex(q.scores, weights or {})
+        fused = fuse(q.scores, fusion, rrf_k, weights)
         top = np.argsort(-fused, kind="stable")[:depth]
         run[q.query_id] = {q.doc_ids[i]: float(fused[i]) for i in top}
     return run

@@ -3,7 +3,8 @@
 New documents are encoded with the index's stored method parameters and projected with its stored u_1,
 alpha and K, so they are scored exactly as if they had been there from the start. The BM25 leg is
 recomputed from every stored text, because its idf and average length are statistics of the whole
-corpus. The result therefore equals a fresh build of the final corpus with u_1 held fixed (tested).
+corpus. Each leg rewrites its own files (leg.py: Leg.update); this module names none of them. The
+result therefore equals a fresh build of the final corpus with u_1 held fixed (tested).
 
 An update writes the new version of the index aside and swaps it in, as a build does (store.IndexWriter):
 a reader sees the old index or the new one, a crash leaves the old one, and a deleted document is gone
@@ -19,25 +20,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from .corpus import Document
-from .dense import normalize
 from .encoders import Encoder, EncodeStats, make_method
 from .errors import InputError, RetrieverError
-from .indexer import (
-    CHUNK,
-    IndexSettings,
-    Progress,
-    document_rows,
-    make_projector,
-    stored_contents,
-    write_dense,
-    write_lexical,
-    write_sparse,
-)
-from .lexical import LexicalBuilder
-from .store import IndexWriter, documents_table, exclusive, load_array, load_csr, read_documents, read_manifest
+from .indexer import CHUNK, Progress
+from .leg import LegContext, TablePart
+from .legs import leg_types
+from .settings import IndexSettings
+from .store import IndexWriter, documents_table, exclusive, read_documents, read_manifest, stored_contents
 
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
@@ -55,12 +46,15 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
             raise RetrieverError("adding documents to an index with a model leg needs its model")
         keep = np.ones(old.num_rows, dtype=bool)
         keep[sorted(removed)] = False
-        encoded = _encode(new, settings, backbone, progress)
+        part, stats = _encode(new, settings, backbone, progress)
         table = pa.concat_tables([old.filter(pa.array(keep)), documents_table(new)])
         with IndexWriter(folder) as writer:
             writer.add_documents(table)
-            legs = _write_legs(writer, folder, manifest, settings, keep, table, encoded, backbone, new)
-            writer.commit(_updated_manifest(manifest, legs, table, encoded, len(new), len(removed), source))
+            context = LegContext(settings, backbone, table.num_rows)
+            legs: dict[str, Any] = {}
+            for leg in leg_types(settings.legs):
+                legs.update(leg.update(writer, folder, manifest, keep, part, table, context))
+            writer.commit(_updated_manifest(manifest, legs, table, stats, len(new), len(removed), source))
     return read_manifest(folder)
 
 
@@ -83,10 +77,9 @@ def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], 
     return removed
 
 
-def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.Table, encoded, added: int,
-                      deleted: int, source: str | None) -> dict[str, Any]:
+def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.Table, stats: EncodeStats,
+                      added: int, deleted: int, source: str | None) -> dict[str, Any]:
     """The old manifest with new counts and an entry in its update log (files and checksums are redone)."""
-    stats = encoded[2] if encoded else EncodeStats()
     log = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "added": added, "deleted": deleted,
            "source": source}
     updated = {**manifest, **legs, "documents": table.num_rows,
@@ -100,38 +93,19 @@ def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.
 
 
 def _encode(new: list[Document], settings: IndexSettings, backbone,
-            progress: Progress | None) -> tuple[np.ndarray, np.ndarray, EncodeStats] | None:
-    if not new or not settings.needs_model:
-        return None
-    encoder = Encoder(backbone, make_method(settings.method, **settings.method_params), settings.max_tokens)
-    stats, dense, residual = EncodeStats(), [], []
-    for start in range(0, len(new), CHUNK):
-        encoded = encoder.encode([d.content for d in new[start:start + CHUNK]], on_batch=progress)
-        stats.add(encoded.stats)
-        dense.append(encoded.dense)
-        residual.append(encoded.residual)
-    return np.concatenate(dense), np.concatenate(residual), stats
-
-
-def _write_legs(writer: IndexWriter, folder: Path, manifest: dict[str, Any], settings: IndexSettings,
-                keep: np.ndarray, table: pa.Table, encoded, backbone, new: list[Document]) -> dict[str, Any]:
-    legs: dict[str, Any] = {}
-    n_old = len(keep)
-    if "dense" in settings.legs:
-        parts = [np.asarray(load_array(folder, "dense"))[keep]]
-        if encoded:
-            parts.append(normalize(encoded[0]))
-        legs.update(write_dense(writer, np.concatenate(parts), settings.dense_kind))
-    if "sparse" in settings.legs:
-        u1 = np.array(load_array(folder, "u1"))
-        rows = [load_csr(folder, "sparse_rows", (n_old, manifest["vocab_size"]))[keep]]
-        if encoded:
-            projector = make_projector(backbone, settings, u1)
-            rows.append(document_rows(projector, backbone, settings, documents_table(new), encoded[1]))
-        legs.update(write_sparse(writer, u1, sp.vstack(rows, format="csr")))
-    if "lexical" in settings.legs:
-        lexical = LexicalBuilder(settings.lexical)
-        lexical.add(stored_contents(table))
-        legs.update(write_lexical(writer, lexical))
-    return legs
-
+            progress: Progress | None) -> tuple[TablePart | None, EncodeStats]:
+    """The new documents with their forward-pass arrays (none without a model leg); None when none."""
+    stats = EncodeStats()
+    if not new:
+        return None, stats
+    part = TablePart(documents_table(new))
+    if settings.needs_model:
+        encoder = Encoder(backbone, make_method(settings.method, **settings.method_params), settings.max_tokens)
+        dense, residual = [], []
+        for start in range(0, len(new), CHUNK):
+            encoded = encoder.encode([d.content for d in new[start:start + CHUNK]], on_batch=progress)
+            stats.add(encoded.stats)
+            dense.append(encoded.dense)
+            residual.append(encoded.residual)
+        part.arrays = {"dense": np.concatenate(dense), "residual": np.concatenate(residual)}
+    return part, stats

@@ -2,7 +2,8 @@
 
 Loading an index does the cheap checks (sizes, shapes, pointer ranges, FAISS's checksum) because it must
 stay fast; a flipped bit inside a vector passes them. Verifying reads everything, so it is the command to
-run after copying an index, restoring a backup, or before serving one that matters.
+run after copying an index, restoring a backup, or before serving one that matters. Each leg checks its
+own files (leg.py: Leg.check).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
-
 from .errors import BadIndexError
-from .store import MANIFEST, file_sha256, load_array, load_csr, read_documents, read_file, read_json_manifest
+from .leg import Leg
+from .legs import leg_types
+from .store import MANIFEST, file_sha256, read_documents, read_json_manifest
 
 Check = dict[str, Any]  # {"check": what, "ok": bool, "detail": str}
 
@@ -29,7 +29,7 @@ def verify_index(folder: str | Path) -> dict[str, Any]:
         return {"path": str(folder), "ok": False, "checks": [_fail(MANIFEST, str(exc))]}
     checks = [_file_check(folder, manifest, name) for name in manifest.get("files", {})]
     if all(c["ok"] for c in checks):  # structure is only worth reading once the bytes are right
-        checks += [_run(name, check, folder, manifest) for name, check in STRUCTURE]
+        checks += [_run(name, check, folder, manifest) for name, check in _structure()]
     return {"path": str(folder), "ok": all(c["ok"] for c in checks), "checks": checks}
 
 
@@ -68,53 +68,15 @@ def _documents(folder: Path, manifest: dict[str, Any]) -> str:
     return f"{len(ids)} documents, ids unique"
 
 
-def _legs(manifest: dict[str, Any]) -> list[str]:
-    return list(manifest["settings"]["legs"])
+def _leg_check(leg: type[Leg]) -> Callable[[Path, dict], str]:
+    def check(folder: Path, manifest: dict[str, Any]) -> str:
+        if leg.name not in manifest["settings"]["legs"]:
+            return f"no {leg.title}"
+        return leg.check(folder, manifest)
+
+    return check
 
 
-def _dense(folder: Path, manifest: dict[str, Any]) -> str:
-    if "dense" not in _legs(manifest):
-        return "no dense leg"
-    n, dim = manifest["documents"], manifest["dense_dim"]
-    vectors = load_array(folder, "dense")
-    if vectors.shape != (n, dim) or not np.all(np.isfinite(vectors)):
-        raise BadIndexError(f"dense.npy: shape {vectors.shape} (expected {(n, dim)}) or non-finite values")
-    norms = np.linalg.norm(vectors, axis=1)
-    if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
-        raise BadIndexError("dense.npy: vectors are not unit length")
-    index = faiss.deserialize_index(np.frombuffer(read_file(folder, "dense.faiss", manifest), dtype=np.uint8))
-    if index.ntotal != n or index.d != dim:
-        raise BadIndexError(f"dense.faiss holds {index.ntotal} vectors of dimension {index.d}, expected {n} x {dim}")
-    return f"{n} unit vectors of dimension {dim}; FAISS holds the same count"
-
-
-def _sparse(folder: Path, manifest: dict[str, Any]) -> str:
-    if "sparse" not in _legs(manifest):
-        return "no key-token leg"
-    n, vocab = manifest["documents"], manifest["vocab_size"]
-    rows = load_csr(folder, "sparse_rows", (n, vocab))
-    postings = load_csr(folder, "sparse_postings", (vocab, n))
-    if not np.all(np.isfinite(rows.data)) or np.any(rows.data <= 0):
-        raise BadIndexError("sparse_rows: weights must be finite and positive")
-    if (rows.T.tocsr() != postings).nnz:
-        raise BadIndexError("sparse_postings is not the transpose of sparse_rows")
-    u1 = load_array(folder, "u1")
-    if u1.ndim != 1 or not np.all(np.isfinite(u1)) or abs(float(np.linalg.norm(u1)) - 1) > 1e-3:
-        raise BadIndexError("u1.npy: not a finite unit vector")
-    return f"{rows.nnz} postings over {vocab} tokens; rows and postings agree; u1 is a unit vector"
-
-
-def _lexical(folder: Path, manifest: dict[str, Any]) -> str:
-    if "lexical" not in _legs(manifest):
-        return "no lexical leg"
-    from .lexical import VOCAB_FILE, parse_vocabulary
-
-    vocabulary = parse_vocabulary(read_file(folder, VOCAB_FILE, manifest), str(folder / VOCAB_FILE))
-    postings = load_csr(folder, "lexical_postings", (len(vocabulary), manifest["documents"]))
-    if not np.all(np.isfinite(postings.data)):
-        raise BadIndexError("lexical_postings: non-finite weights")
-    return f"{postings.nnz} postings over {len(vocabulary)} words"
-
-
-STRUCTURE = [("documents", _documents), ("dense leg", _dense), ("key-token leg", _sparse),
-             ("lexical leg", _lexical)]
+def _structure() -> list[tuple[str, Callable[[Path, dict], str]]]:
+    """The documents, then every registered leg (each checks its own files, or says it is absent)."""
+    return [("documents", _documents), *((leg.title, _leg_check(leg)) for leg in leg_types())]

@@ -23,7 +23,7 @@ import torch
 from retriever.api import evaluate_sts
 from retriever.backbones import auto_dtype, load_backbone, pick_device
 from retriever.beir import evaluate_beir
-from retriever.indexer import IndexSettings
+from retriever.settings import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"

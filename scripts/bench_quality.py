@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.beir import evaluate_beir
-from retriever.indexer import IndexSettings
+from retriever.settings import IndexSettings
 from retriever.sparse import SparseConfig
 
 ROOT = Path(__file__).resolve().parents[1]

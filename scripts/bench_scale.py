@@ -30,8 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from retriever.dense import normalize
-from retriever.searcher import top_positive
-from retriever.sparse import SparseIndex
+from retriever.sparse import SparseIndex, top_positive
 from retriever.store import load_array, load_csr, read_manifest
 
 BLOCK = 100_000

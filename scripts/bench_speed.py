@@ -49,8 +49,8 @@ from retriever.backbones import auto_dtype, load_backbone, pick_device, store_we
 from retriever.beir import read_split
 from retriever.corpus import read_corpus
 from retriever.encoders import EOL, Encoder, Method, make_method
-from retriever.indexer import IndexSettings, build_index
-from retriever.searcher import top_positive
+from retriever.indexer import build_index
+from retriever.settings import IndexSettings
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
 
@@ -152,38 +152,21 @@ def index_run(backbone, documents, folder: Path, method: str, max_tokens: int) -
 
 
 def query_latency(retriever: Retriever, queries: list[str], depth: int = 100) -> dict[str, dict]:
-    """Per-part latency of single queries; each query is searched once as a whole and once per leg."""
+    """Per-part latency of single queries, from the engine's own clock (Searcher.run): encoding, each leg's
+    retrieval and exact rescoring, fusion; search = everything after encoding, total = the whole call."""
     searcher = retriever.searcher
-    parts: dict[str, list[float]] = {p: [] for p in ("encode", "dense", "sparse", "lexical", "fuse", "search", "total")}
+    parts: dict[str, list[float]] = {p: [] for p in ("encode", *searcher.legs, "fuse", "search", "total")}
     retriever.search(queries[0], explain=False)
     for query in queries:
-        t0 = time.perf_counter()
-        encoded = searcher.encode([query])
-        t1 = time.perf_counter()
-        searcher.search([query], k=10, encoded=encoded)
-        t2 = time.perf_counter()
-        legs = leg_times(searcher, encoded, depth)
-        for leg, ms in legs.items():
-            parts[leg].append(ms)
-        parts["encode"].append(1000 * (t1 - t0))
-        parts["search"].append(1000 * (t2 - t1))
-        parts["total"].append(1000 * (t2 - t0))
-        parts["fuse"].append(max(0.0, parts["search"][-1] - sum(legs.values())))
-    return {p: {"median_ms": round(statistics.median(v), 2), "p95_ms": round(float(np.percentile(v, 95)), 2)}
-            for p, v in parts.items()}
-
-
-def leg_times(searcher, encoded, depth: int) -> dict[str, float]:
-    """Milliseconds of each leg's retrieval alone: the dense FAISS search, each inverted leg's product + top."""
-    times = {}
-    started = time.perf_counter()
-    searcher.dense.search(encoded.dense, depth)
-    times["dense"] = 1000 * (time.perf_counter() - started)
-    for leg in ("sparse", "lexical"):
         started = time.perf_counter()
-        top_positive(searcher.inverted[leg].score_all(encoded.rows[leg])[0], depth)
-        times[leg] = 1000 * (time.perf_counter() - started)
-    return times
+        run = searcher.run([query], k=10, depth=depth)
+        total = 1000 * (time.perf_counter() - started)
+        for part, seconds in run.seconds.items():
+            parts[part].append(1000 * seconds)
+        parts["total"].append(total)
+        parts["search"].append(total - 1000 * run.seconds["encode"])
+    return {p: {"median_ms": round(statistics.median(v), 2), "p95_ms": round(float(np.percentile(v, 95)), 2)}
+            for p, v in parts.items() if v}
 
 
 def stage_table(manifest: dict, wall: float, flops: float, rate: float) -> list[dict]:

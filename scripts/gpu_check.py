@@ -118,7 +118,8 @@ def _sync(device: torch.device) -> None:
 def shape_run(preset: str, args, data: Path, tmp: Path, rate: float) -> dict:
     from retriever.backbones import load_backbone
     from retriever.corpus import read_corpus
-    from retriever.indexer import IndexSettings, build_index
+    from retriever.indexer import build_index
+    from retriever.settings import IndexSettings
 
     config = json.loads((data / "configs" / f"{preset}.json").read_text())
     folder = random_model(config, data / "tokenizer", tmp / preset, 2 if args.quick else None)

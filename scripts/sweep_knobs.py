@@ -33,9 +33,7 @@ from retriever.corpus import read_corpus
 from retriever.encoders import Encoder
 from retriever.encoders.pooling import HiddenStatePooling
 from retriever.evaluate import retrieval_measures
-from retriever.searcher import EncodedQueries
-from retriever.sparse import SparseConfig, SparseIndex, first_component, own_token_ids
-from retriever.store import load_array
+from retriever.sparse import KeyTokenLeg, SparseConfig, SparseIndex, first_component, own_token_ids
 from retriever.tuning import Scored, fused_run, tune_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,20 +52,21 @@ def sweep_bm25(data: Path, split: str, work: Path) -> None:
 
 def sweep_query_m(data: Path, split: str, index_dir: Path) -> None:
     searcher = Retriever.load(index_dir).searcher
+    sparse = searcher.leg("sparse")
     judged = read_split(data, split)
     ids, texts = list(judged.queries), list(judged.queries.values())
-    lexical = searcher.projector.lexical(searcher.encoder.encode(texts).residual)
+    lexical = sparse.projector.lexical(searcher.encoder.encode(texts).residual)
     own = own_token_ids(searcher.backbone.tokenizer, texts)
-    base = searcher.projector.config
+    base = sparse.projector.config
     for m in (0, 4, 8, 16, 32, 64):
-        searcher.projector.config = dataclasses.replace(base, query_top_m=m)
-        scores = searcher.inverted["sparse"].score_all(searcher.projector.queries(lexical, own))
+        sparse.projector.config = dataclasses.replace(base, query_top_m=m)
+        scores = sparse.index.score_all(sparse.projector.queries(lexical, own))
         run = {}
         for qi, qid in enumerate(ids):
             top = np.argsort(-scores[qi])[:100]
             run[qid] = {searcher.ids[d]: float(scores[qi, d]) for d in top if scores[qi, d] > 0}
         print(json.dumps({"M": m, "split": split, **retrieval_measures(run, judged.qrels)}), flush=True)
-    searcher.projector.config = base
+    sparse.projector.config = base
 
 
 SPARSE_VARIANTS = {  # name -> (changes to the index's stored SparseConfig, pre-norm direction)
@@ -101,16 +100,17 @@ def recover_lexical(searcher, folder: Path) -> np.ndarray:
     A last-token index stores the final-normed vector at unit length; the projection is linear, so one
     stored weight per document gives back its length. Checked against every stored row before use.
     """
-    if searcher.projector.config.own_tokens or searcher.settings.method_params.get("layer") is not None:
+    sparse = searcher.leg("sparse")
+    if sparse.projector.config.own_tokens or searcher.settings.method_params.get("layer") is not None:
         raise SystemExit(f"{folder}: needs a last-layer last-token index built with --no-own-tokens "
                          "(scripts/bench_quality.py --only prompteol-512 builds one)")
-    unit = np.array(load_array(folder, "dense"), dtype=np.float32)
-    rows = searcher.inverted["sparse"].doc_rows
-    scores = searcher.projector.token_scores(unit).numpy()
+    unit = np.array(searcher.leg("dense").index.vectors, dtype=np.float32)
+    rows = sparse.index.doc_rows
+    scores = sparse.projector.token_scores(unit).numpy()
     first = rows.indptr[:-1]
     length = rows.data[first] / scores[np.arange(len(unit)), rows.indices[first]]
     lexical = unit * length[:, None]
-    check = searcher.projector.documents(lexical)
+    check = sparse.projector.documents(lexical)
     if abs(check - rows).max() >= 1e-3 * rows.data.max():  # a check, not an assert: python -O must not skip it
         raise SystemExit(f"{folder}: the stored key-token rows are not reproduced; not a last-token index")
     return lexical
@@ -118,7 +118,7 @@ def recover_lexical(searcher, folder: Path) -> np.ndarray:
 
 def variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm):
     """(document rows, query rows per split) for one variant, made by the engine's own projector."""
-    projector = searcher.projector
+    projector = searcher.leg("sparse").projector
     base_config, base_u1 = projector.config, projector.u1
     scale = searcher.backbone.final_norm.weight.detach().numpy()
 
@@ -133,6 +133,12 @@ def variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm):
     query_rows = {split: projector.queries(to_vocab(lexical), own) for split, (lexical, own) in queries.items()}
     projector.config, projector.u1 = base_config, base_u1
     return doc_rows, query_rows
+
+
+def with_rows(searcher, doc_rows):
+    """The index's searcher with a key-token leg over other document rows (queries come pre-encoded)."""
+    stored = searcher.leg("sparse")
+    return searcher.with_leg("sparse", KeyTokenLeg(stored.projector, SparseIndex(doc_rows), stored.tokenizer))
 
 
 def leg_run(scored: list[Scored], leg: str, depth: int = 100):
@@ -155,18 +161,20 @@ def encode_queries(searcher, splits: dict, template: str | None = None):
         texts = list(split.queries.values())
         vectors = encoder.encode(texts)
         own = own_token_ids(tokenizer, texts)
-        queries[name] = (searcher.projector.lexical(vectors.residual), own)
-        base[name] = EncodedQueries(len(texts), vectors.dense, {"lexical": searcher.lexical.encode(texts)})
+        queries[name] = (searcher.leg("sparse").projector.lexical(vectors.residual), own)
+        base[name] = {"dense": vectors.dense, "lexical": searcher.leg("lexical").encode(texts, None)}
     return queries, base
 
 
 def measure_variant(searcher, splits: dict, base: dict, query_rows: dict) -> dict:
-    """Every leg's exact scores per split, fusion tuned on train, and nDCG@10 of each leg and the hybrid."""
+    """Every leg's exact scores per split, fusion tuned on train, and nDCG@10 of each leg and the hybrid.
+    searcher: the index's, with the variant's key-token leg in place of its own."""
     scored = {}
     for name, split in splits.items():
-        encoded = dataclasses.replace(base[name], rows={**base[name].rows, "sparse": query_rows[name]})
-        scored[name] = [Scored(qid, [searcher.ids[r] for r in rows.tolist()], scores) for qid, (rows, scores)
-                        in zip(split.queries, searcher.candidates(encoded, searcher.legs, 100), strict=True)]
+        run = searcher.run(list(split.queries.values()), k=100, depth=100,
+                           encoded={**base[name], "sparse": query_rows[name]})
+        scored[name] = [Scored(qid, [searcher.ids[r] for r in q.candidates.tolist()], q.scores)
+                        for qid, q in zip(split.queries, run.queries, strict=True)]
     best, _ = tune_weights(scored["train"], splits["train"].qrels, searcher.legs)
     line = {"fusion": best}
     for name, split in splits.items():
@@ -199,16 +207,14 @@ def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
     doc_tokens = own_token_ids(searcher.backbone.tokenizer, contents, searcher.settings.max_tokens)
     splits = {name: read_split(data, name) for name in ("train", "test")}
     queries, base = encode_queries(searcher, splits)
-    stored, lines = searcher.inverted["sparse"], []
+    lines = []
     for variant in variants:
         change, pre_norm = SPARSE_VARIANTS[variant]
         doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm)
-        searcher.inverted["sparse"] = SparseIndex(doc_rows)
         line = {"variant": variant, "nnz_per_doc": round(doc_rows.nnz / doc_rows.shape[0], 1),
-                **measure_variant(searcher, splits, base, query_rows)}
+                **measure_variant(with_rows(searcher, doc_rows), splits, base, query_rows)}
         lines.append(line)
         print(json.dumps(line), flush=True)
-    searcher.inverted["sparse"] = stored
     print(markdown(lines, "variant"))
 
 
@@ -231,8 +237,8 @@ def sweep_query_prompt(data: Path, index_dir: Path) -> None:
     for template in QUERY_PROMPTS:
         queries, base = encode_queries(searcher, splits, template)
         doc_rows, query_rows = variant_rows(searcher, lexical_docs, doc_tokens, queries, default, False)
-        searcher.inverted["sparse"] = SparseIndex(doc_rows)
-        lines.append({"query_prompt": template, **measure_variant(searcher, splits, base, query_rows)})
+        lines.append({"query_prompt": template,
+                      **measure_variant(with_rows(searcher, doc_rows), splits, base, query_rows)})
         print(json.dumps(lines[-1]), flush=True)
     print(markdown(lines, "query_prompt"))
 

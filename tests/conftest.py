@@ -1,9 +1,13 @@
 """Shared fixtures: the real default model, loaded once, and the demo corpus indexed once per run.
 
+The tests come in three tiers, one folder each, each runnable alone (`pytest tests/unit`, or `-m unit`):
+unit/ needs no model at all (fusion, sparse math, store, corpus), tiny/ builds tiny random models in the
+test (seconds; the default model's tokenizer only), model/ loads the real default model. A test that
+loads more than its tier allows fails (tier_guard), so a tier's promise holds.
+
 RETRIEVER_TEST_DTYPE (auto, float32 or bfloat16) sets the dtype every model fixture loads in: the suite runs
-in the dtype `--dtype auto` picks on this machine, and .ci/run runs the model tests again in the other one
-(bf16 is emulated on a CPU without it: slower, same results as native bf16 up to its rounding).
-Tests that load a model are marked `model` (`-m model` runs them alone).
+in the dtype `--dtype auto` picks on this machine, and .ci/run runs the tiny and model tiers again in the
+other one (bf16 is emulated on a CPU without it: slower, same results as native bf16 up to its rounding).
 """
 
 from __future__ import annotations
@@ -20,13 +24,32 @@ import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "retriever" / "data" / "demo.jsonl"
 TEST_DTYPE = os.environ.get("RETRIEVER_TEST_DTYPE", "auto")
-MODEL_FIXTURES = {"backbone", "demo_index", "tiny_model", "tiny_backbone"}
+TIERS = ("unit", "tiny", "model")
+
+
+def _tier(item) -> str:
+    return Path(str(item.fspath)).parent.name
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.model)
+        if _tier(item) in TIERS:
+            item.add_marker(getattr(pytest.mark, _tier(item)))
+
+
+@pytest.fixture(autouse=True)
+def tier_guard(request, monkeypatch):
+    """Within this process: no model at all in unit/, no preset (the real weights) in tiny/."""
+    import retriever.backbones as backbones
+
+    tier, resolve = _tier(request.node), backbones.resolve
+
+    def guarded(spec, *args, **kwargs):
+        if tier == "unit" or (tier == "tiny" and spec in backbones.PRESETS):
+            pytest.fail(f"a {tier} test loaded the model {spec!r}: move it to the tier it needs")
+        return resolve(spec, *args, **kwargs)
+
+    monkeypatch.setattr(backbones, "resolve", guarded)
 
 
 def pytest_report_header():
@@ -60,18 +83,28 @@ def write_jsonl(path: Path, records: list) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, backbone):
+def tokenizer():
+    """The default model's tokenizer alone (no weights): what the tiny random models are built with."""
+    from transformers import AutoTokenizer
+
+    from retriever.backbones import DEFAULT_MODEL, resolve
+
+    return AutoTokenizer.from_pretrained(resolve(DEFAULT_MODEL, quiet=True)[2])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tokenizer):
     """A second, different model: a 2-layer random llama with the default model's tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(backbone.tokenizer), hidden_size=64, intermediate_size=128,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          tie_word_embeddings=True)
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
-    backbone.tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder
 
 
@@ -80,3 +113,19 @@ def tiny_backbone(tiny_model):
     from retriever.backbones import load_backbone
 
     return load_backbone(str(tiny_model), dtype=TEST_DTYPE)
+
+
+PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+         ("A dog runs in the park.", "A dog is running on grass.", 4.0),
+         ("A woman slices an onion.", "Someone is cutting vegetables.", 3.1),
+         ("Kids play football.", "The stock market fell sharply.", 0.2),
+         ("A cat sleeps on a sofa.", "A plane takes off at night.", 0.1),
+         ("He said \"hello\" twice.", "He greeted them.", 2.5)]
+
+
+@pytest.fixture
+def sts_file(tmp_path):
+    """A small STS file with a header row, as STS-B ships."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("sentence1\tsentence2\tscore\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in PAIRS))
+    return path
