@@ -22,7 +22,7 @@ from .evaluate import sts_spearman
 from .indexer import CHUNK, Progress, build_index
 from .searcher import Searcher
 from .settings import IndexSettings
-from .store import disk_size, home, last_built, read_manifest, rewrite_manifest
+from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
 from .verify import verify_index
 
@@ -79,13 +79,13 @@ class Retriever:
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
               model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
               settings: IndexSettings | None = None, progress: Progress | None = None,
-              quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK,
+              quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK, overwrite: bool = False,
               **setting_values: Any) -> Retriever:
         """Index documents (dicts with _id/text/title, Document objects, or a JSONL path) and load the result.
 
         An interrupted build of the same path resumes from its last committed chunk of chunk_size documents
-        (restart=True discards it). Keyword arguments not named here are IndexSettings fields (method,
-        max_tokens, sparse, ...).
+        (restart=True discards it). An index already at path is refused unless overwrite=True, before the
+        model loads. Keyword arguments not named here are IndexSettings fields (method, max_tokens, sparse, ...).
         """
         settings = settings or IndexSettings(**setting_values)
         source = None
@@ -96,10 +96,11 @@ class Retriever:
         else:
             docs = documents_from(documents)
         if path is None:
-            raise ValueError("path is required when documents are not a file")
+            raise RetrieverError("path is required when documents are not a file")
+        check_target(path, overwrite)
         backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
         build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
-                    chunk_size=chunk_size)
+                    chunk_size=chunk_size, overwrite=overwrite)
         return cls.load(path, backbone=backbone)
 
     @classmethod
@@ -190,8 +191,12 @@ def delete_documents(path: str | Path, ids: Sequence[str]) -> dict[str, Any]:
 
 
 def verify(path: str | Path | None = None) -> dict[str, Any]:
-    """Check every file's checksum and the index's internal consistency; a report, never an exception."""
-    return verify_index(Path(path) if path is not None else last_built())
+    """Check every file's checksum and the index's internal consistency: a report, never an exception for
+    a damaged index; a path that holds no index at all is a BadIndexError, not a damaged index."""
+    folder = Path(path) if path is not None else last_built()
+    if not folder.exists():
+        raise BadIndexError(f"no index at {folder}")
+    return verify_index(folder)
 
 
 def info(path: str | Path | None = None) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: st
                              "pass --rebuild or another --index", str(corpus))
         return retriever
     return Retriever.build(corpus, index_dir, model=model, backbone=backbone, dtype=dtype, settings=settings,
-                           progress=progress, quiet=quiet)
+                           progress=progress, quiet=quiet, overwrite=rebuild)
 
 
 def run_split(retriever: Retriever, split: Split, depth: int = DEPTH, ignore_identical_ids: bool = False,

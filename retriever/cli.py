@@ -13,6 +13,7 @@ import click
 
 from . import api
 from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
+from .corpus import query_lines, read_query_file
 from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
@@ -43,7 +44,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retriever")
 def main() -> None:
     """Hybrid sparse-dense retrieval with training-free LLM embeddings."""
@@ -60,27 +61,51 @@ def _count_lines(path: Path) -> int | None:
 
 
 class _Progress:
-    """Items done, tokens/s (when tokens are counted) and time left on stderr."""
+    """Items done, tokens/s (when tokens are counted) and time left on stderr: a live bar on a terminal, and
+    one plain line every LOG_SECONDS elsewhere (a log file gets lines, not carriage returns)."""
+
+    LOG_SECONDS = 30.0
 
     def __init__(self, total: int | None, unit: str = "doc", desc: str = "indexing"):
         self.total, self.unit, self.desc = total, unit, desc
-        self.bar, self.tokens, self.started = None, 0, 0.0
+        self.bar, self.tokens, self.started, self.done, self.logged = None, 0, 0.0, 0, 0.0
+        self.live = sys.stderr.isatty()
 
     def __call__(self, done: int, tokens: int = 0) -> None:
-        if self.bar is None:  # the indexer calls (0, 0) when it starts, so model loading is not counted
-            from tqdm import tqdm
+        if not self.started:  # the indexer calls (0, 0) when it starts, so model loading is not counted
+            self.started = self.logged = time.perf_counter()
+            if self.live:
+                from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, file=sys.stderr, dynamic_ncols=True)
-            self.started = time.perf_counter()
+                self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, file=sys.stderr, dynamic_ncols=True)
         self.tokens += tokens
+        self.done += done
+        if self.bar is not None:
+            if self.tokens:
+                self.bar.set_postfix_str(f"{self._rate():,.0f} tok/s", refresh=False)
+            self.bar.update(done)
+        elif time.perf_counter() - self.logged >= self.LOG_SECONDS:
+            self.logged = time.perf_counter()
+            click.echo(self._line(), err=True)
+
+    def _rate(self) -> float:
+        return self.tokens / max(time.perf_counter() - self.started, 1e-9)
+
+    def _line(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        of = f"/{self.total:,}" if self.total else ""
+        line = f"{self.desc}: {self.done:,}{of} {self.unit}s in {elapsed:,.0f}s"
         if self.tokens:
-            rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-            self.bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-        self.bar.update(done)
+            line += f", {self._rate():,.0f} tokens/s"
+        if self.total and self.done:
+            line += f", about {elapsed * (self.total - self.done) / self.done:,.0f}s left"
+        return line
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif self.started:
+            click.echo(self._line(), err=True)
 
 
 def _method_params(pairs: tuple[str, ...], layer: int | None) -> dict:
@@ -187,12 +212,13 @@ def _sparse_config(opts: dict) -> SparseConfig:
 
 
 def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str, quiet: bool,
-           restart: bool, chunk_size: int) -> api.Retriever:
+           restart: bool, chunk_size: int, overwrite: bool) -> api.Retriever:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a terminated build stops like Ctrl-C
     progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
     try:
         return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
-                                   progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size)
+                                   progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size,
+                                   overwrite=overwrite)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
                    "command resumes from them (--restart discards them)", err=True)
@@ -208,19 +234,23 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
               help="Index folder (default: indexes/<corpus name>).")
 @index_options
 @click.option("--restart", is_flag=True, help="Discard the work of an interrupted build instead of resuming it.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the index already at --index (atomically, once the new one is complete).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
               help="Documents per committed chunk: a crash loses at most one chunk's work.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def index(corpus: Path, index_dir: Path | None, restart: bool, chunk_size: int, quiet: bool, as_json: bool,
-          **opts) -> None:
+def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, chunk_size: int, quiet: bool,
+          as_json: bool, **opts) -> None:
     """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too).
 
-    Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk.
+    Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk. An index
+    already at --index is refused unless --overwrite.
     """
     settings, opts = _settings(opts)
     target = index_dir or home() / corpus.name.split(".")[0]
-    retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size)
+    retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size,
+                       overwrite)
     m = retriever.manifest
     if as_json:
         _print_json(api.info(target))
@@ -260,7 +290,8 @@ def add(index_dir: Path, corpus: Path, upsert: bool, quiet: bool, as_json: bool)
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
 def delete(index_dir: Path, ids: tuple[str, ...], as_json: bool) -> None:
-    """Delete documents by id (an unknown id deletes nothing); the model is not loaded."""
+    """Delete documents by id; an id not in the index refuses the whole command (nothing is deleted).
+    The model is not loaded."""
     _report_update(api.delete_documents(index_dir, ids), as_json, quiet=False)
 
 
@@ -269,8 +300,8 @@ def _report_update(manifest: dict, as_json: bool, quiet: bool) -> None:
         _print_json(manifest)
     elif not quiet:
         last = manifest["updates"][-1]
-        click.echo(f"added {last['added']:,}, deleted {last['deleted']:,}: {manifest['documents']:,} documents now",
-                   err=True)
+        click.echo(f"added {last['added']:,}, replaced {last.get('replaced', 0):,}, deleted {last['deleted']:,}: "
+                   f"{manifest['documents']:,} documents now", err=True)
 
 
 @main.command()
@@ -304,25 +335,94 @@ def _print_hits(query: str, hits: list[api.Hit]) -> None:
             click.echo("     matched: " + ", ".join(t["token"] for t in hit.tokens))
 
 
+QUERY_BATCH = 256  # queries encoded and searched together by `search --queries` (as eval beir does)
+FORMATS = ("trec", "jsonl", "tsv")
+
+
+def _query_set(queries: tuple[str, ...], queries_file: str | None) -> dict[str, str]:
+    """id -> text: the positional queries (ids 1, 2, ...), or a queries file, or stdin ('-')."""
+    if queries and queries_file:
+        raise click.UsageError("give queries as arguments or --queries FILE, not both")
+    if queries_file == "-":
+        found = query_lines(click.get_text_stream("stdin"), "stdin")
+    elif queries_file:
+        found = read_query_file(queries_file)
+    else:
+        found = {str(i): q for i, q in enumerate(queries, start=1)}
+    if not found:
+        raise click.UsageError("no query: give one or more QUERIES, or --queries FILE (- for stdin)")
+    return found
+
+
+def _result(qid: str, query: str, mode: str, hits: list[api.Hit]) -> dict:
+    """One query's results: the one schema of `search --json` and `--jsonl` (README)."""
+    return {"query_id": qid, "query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
+
+
+def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
+    """A run file: TREC (qid Q0 doc rank score tag), JSONL (one result object a line) or TSV (qid doc rank score)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in results:
+            if fmt == "jsonl":
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+                continue
+            for h in r["hits"]:
+                fh.write(f"{r['query_id']} Q0 {h['id']} {h['rank']} {h['score']:.6f} {tag}\n" if fmt == "trec"
+                         else f"{r['query_id']}\t{h['id']}\t{h['rank']}\t{h['score']:.6f}\n")
+
+
 @main.command()
-@click.argument("queries", nargs=-1, required=True)
+@click.argument("queries", nargs=-1)
 @LAST_INDEX
+@click.option("--queries", "queries_file", metavar="FILE",
+              help="Search every query of FILE: BEIR queries.jsonl, a TSV of id<TAB>text, or - for stdin "
+                   "(one query a line).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--model", default=None, help="Refuse to search unless the index was built with this model.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: query -> hits.")
-def search(queries: tuple[str, ...], index_dir: Path | None, k: int, mode: str, model: str | None,
-           as_json: bool) -> None:
-    """Search an index; each hit shows both legs' scores and the tokens it shares with the query."""
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object {"results": [{"query_id", "query", "mode", "hits": [...]}, ...]}.')
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="The same result objects, one JSON line per query.")
+@click.option("--output", type=click.Path(path_type=Path), help="Write a run file instead of printing hits.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="trec", show_default=True,
+              help="The --output file's format.")
+@click.option("--run-tag", default="retriever", show_default=True, help="The TREC run's tag column.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str | None, k: int, mode: str,
+           model: str | None, as_json: bool, as_jsonl: bool, output: Path | None, fmt: str, run_tag: str,
+           quiet: bool) -> None:
+    """Search an index; each hit shows every leg's score and the tokens it shares with the query.
+
+    Many queries (a file, stdin) are encoded and searched in batches of 256, with a progress bar.
+    """
+    wanted = _query_set(queries, queries_file)
     retriever = api.Retriever.load(index_dir, model=model)
-    results = retriever.search_batch(list(queries), k=k, mode=mode, explain=True)
-    if as_json:
-        payload = [{"query": q, "mode": mode, "hits": [h.to_dict() for h in hits]}
-                   for q, hits in zip(queries, results, strict=True)]
-        _print_json(payload if len(payload) > 1 else payload[0])
-        return
-    for q, hits in zip(queries, results, strict=True):
-        _print_hits(q, hits)
+    ids, texts = list(wanted), list(wanted.values())
+    explain = output is None or fmt == "jsonl"
+    progress = None if quiet or len(texts) <= QUERY_BATCH else _Progress(len(texts), unit="query", desc="searching")
+    results = []
+    try:
+        for start in range(0, len(texts), QUERY_BATCH):
+            batch = texts[start:start + QUERY_BATCH]
+            hits = retriever.search_batch(batch, k=k, mode=mode, explain=explain)
+            results += [_result(qid, q, mode, h) for qid, q, h in zip(ids[start:], batch, hits, strict=False)]
+            if progress:
+                progress(len(batch))
+    finally:
+        if progress:
+            progress.close()
+    if output is not None:
+        _write_run(results, output, fmt, run_tag)
+        if not quiet:
+            click.echo(f"{len(results):,} queries searched; {fmt} run written to {output}", err=True)
+    elif as_json:
+        _print_json({"results": results})
+    elif as_jsonl:
+        for r in results:
+            click.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        for r, query in zip(results, texts, strict=True):
+            _print_hits(query, [api.Hit(**h) for h in r["hits"]])
 
 
 def _human_bytes(n: int) -> str:

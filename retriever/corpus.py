@@ -155,6 +155,38 @@ def read_queries(path: str | Path) -> dict[str, str]:
     return queries
 
 
+def read_query_file(path: str | Path) -> dict[str, str]:
+    """Queries to search, id -> text: BEIR queries.jsonl (.jsonl, .json, .gz), a TSV of id<TAB>text, or any
+    other text file with one query a line (its id: the line number)."""
+    path = Path(path)
+    name = path.name.removesuffix(".gz")
+    if name.endswith((".jsonl", ".json")):
+        return read_queries(path)
+    if name.endswith(".tsv"):
+        queries = {}
+        for number, fields in read_tsv(path):
+            if not fields:
+                continue
+            if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+                raise InputError("expected id<TAB>text", str(path), number)
+            queries[fields[0].strip()] = fields[1]
+        return queries
+    return query_lines(_decoded_lines(path), str(path))
+
+
+def query_lines(lines, source: str) -> dict[str, str]:
+    """One query a line (stdin, a .txt file), blank lines skipped; a query's id is its line number."""
+    return {str(number): line.rstrip("\r\n") for number, line in enumerate(lines, start=1) if line.strip()}
+
+
+def _decoded_lines(path: Path) -> Iterator[str]:
+    for number, raw in enumerate(_open_lines(path), start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path), number) from None
+
+
 def read_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of a tab-separated file without quoting, as BEIR qrels and STS files ship."""
     path = Path(path)

@@ -34,3 +34,8 @@ class ModelError(RetrieverError):
 class StorageError(RetrieverError):
     """Writing or reading the engine's own files failed (a full disk, a permission): nothing half-written
     is left under an index's name."""
+
+
+class IndexExistsError(RetrieverError):
+    """A build was pointed at a name that already holds an index (or other files): nothing is replaced
+    without overwrite=True (`--overwrite`)."""

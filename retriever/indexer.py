@@ -31,7 +31,7 @@ from .errors import InputError
 from .leg import LegContext
 from .legs import leg_types
 from .settings import IndexSettings
-from .store import FORMAT_VERSION, IndexWriter, exclusive, remember_last
+from .store import FORMAT_VERSION, IndexWriter, check_target, exclusive, remember_last
 from .timing import Clock
 
 CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
@@ -89,14 +89,16 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
                 progress: Progress | None = None, source: str | None = None, *, restart: bool = False,
-                chunk_size: int = CHUNK, u1: np.ndarray | None = None) -> dict[str, Any]:
+                chunk_size: int = CHUNK, u1: np.ndarray | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Encode, index and write documents to target; returns the manifest.
 
     Work is committed chunk by chunk (checkpoint.py): run again after a crash, the build resumes from its
     last committed chunk, unless restart. The model's measured method defaults are filled in under the
     caller's parameters and stored, so queries are encoded with exactly the parameters the documents were.
     u1: a principal component to use instead of fitting one (an existing index's, to score alike).
+    An index (or anything else) already at target is refused unless overwrite (store.check_target).
     """
+    check_target(target, overwrite)
     started = time.perf_counter()
     settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
                                                 **settings.method_params})

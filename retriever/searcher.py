@@ -114,9 +114,14 @@ class Searcher:
         deeper lists may keep the other of two documents tied at the cut). depth: how deep each leg's
         list goes before fusion.
         encoded: the queries already as each leg encodes them (scripts that try a variant of a leg)."""
-        if k < 1:
-            raise RetrieverError("k must be at least 1")
+        for name, value in (("k", k), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RetrieverError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(queries, str):
+            raise RetrieverError("queries must be a list of strings, not one string (search() takes one)")
         legs = self.legs_for(mode)
+        if len(queries) == 0:
+            return SearchRun(legs, [], {leg: None for leg in legs}, {})
         clock = Clock()
         with clock.timing("encode"):
             encoded = self._encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from .corpus import Document
-from .errors import BadIndexError, StorageError
+from .errors import BadIndexError, IndexExistsError, StorageError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -93,6 +93,24 @@ def exclusive(target: str | Path) -> Iterator[None]:
                 lock.unlink(missing_ok=True)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_target(target: str | Path, overwrite: bool) -> None:
+    """Refuse to build over an existing index, or over anything else at that path, unless overwrite: one
+    typo must not destroy hours of model time. (The replacement still swaps in atomically.)"""
+    target = Path(target)
+    if overwrite or not target.exists():
+        return
+    if (target / MANIFEST).is_file():
+        try:
+            count = f"{json.loads((target / MANIFEST).read_text()).get('documents', '?')} documents"
+        except (OSError, ValueError):
+            count = "a damaged manifest"
+        raise IndexExistsError(f"{target} already holds an index ({count}); pass --overwrite (overwrite=True) "
+                               "to replace it, or name another --index")
+    kind = "folder" if target.is_dir() else "file"
+    raise IndexExistsError(f"{target} exists and is a {kind}, not an index; refusing to replace it "
+                           "(--overwrite replaces it)")
 
 
 def fsync_folder(folder: Path) -> None:

@@ -54,7 +54,9 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
             legs: dict[str, Any] = {}
             for leg in leg_types(settings.legs):
                 legs.update(leg.update(writer, folder, manifest, keep, part, table, context))
-            writer.commit(_updated_manifest(manifest, legs, table, stats, len(new), len(removed), source))
+            replaced = len(removed) - len(set(delete))  # rows an upserted document took over
+            writer.commit(_updated_manifest(manifest, legs, table, stats, len(new) - replaced, len(removed) - replaced,
+                                            replaced, source))
     return read_manifest(folder)
 
 
@@ -78,9 +80,10 @@ def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], 
 
 
 def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.Table, stats: EncodeStats,
-                      added: int, deleted: int, source: str | None) -> dict[str, Any]:
+                      added: int, deleted: int, replaced: int, source: str | None) -> dict[str, Any]:
     """The old manifest with new counts and an entry in its update log (files and checksums are redone)."""
     log = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "added": added, "deleted": deleted,
+           "replaced": replaced,
            "source": source}
     updated = {**manifest, **legs, "documents": table.num_rows,
                "documents_empty": sum(not c.strip() for c in stored_contents(table)),

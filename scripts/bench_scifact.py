@@ -48,7 +48,7 @@ def main() -> None:
         retriever = Retriever.load(args.index, backbone=backbone)
     else:
         t0 = time.perf_counter()
-        retriever = Retriever.build(args.data / "corpus.jsonl", args.index, backbone=backbone)
+        retriever = Retriever.build(args.data / "corpus.jsonl", args.index, backbone=backbone, overwrite=True)
         report["build_wall_s"] = round(time.perf_counter() - t0, 1)
     m = retriever.manifest
     report.update({

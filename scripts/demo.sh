@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 R=.venv/bin/retriever
-$R index retriever/data/demo.jsonl --index indexes/demo
+$R index retriever/data/demo.jsonl --index indexes/demo --overwrite
 $R info --index indexes/demo
 $R search --index indexes/demo -k 3 "why does lava come out of a mountain" "how do bees make honey"
 $R search --index indexes/demo -k 3 --mode sparse "fix a flat bike tire"

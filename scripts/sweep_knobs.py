@@ -43,7 +43,7 @@ def sweep_bm25(data: Path, split: str, work: Path) -> None:
     backbone = load_backbone("smollm2-135m")  # only to satisfy the index's model record; never run
     judged = read_split(data, split)
     for k1, b in itertools.product([0.9, 1.2, 1.5, 2.0], [0.5, 0.75, 0.9]):
-        index = Retriever.build(corpus_file(data), work / f"bm25-{k1}-{b}", backbone=backbone,
+        index = Retriever.build(corpus_file(data), work / f"bm25-{k1}-{b}", backbone=backbone, overwrite=True,
                                 legs=("lexical",), lexical={"k1": k1, "b": b})
         runs = run_split(index, judged)
         print(json.dumps({"k1": k1, "b": b, "split": split,

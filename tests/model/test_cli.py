@@ -36,14 +36,14 @@ def test_index_search_info_round_trip(run, cli_home):
 
     result = run("search", "how do bees make honey", "-k", "3", "--json")  # the last built index
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    payload = json.loads(result.stdout)["results"][0]  # one schema for one query or many (README)
     assert payload["mode"] == "hybrid" and payload["hits"][0]["id"] == "bees"
     hit = payload["hits"][0]
     assert set(hit) == {"id", "rank", "score", "scores", "title", "snippet", "tokens"}
     assert {"dense", "sparse", "lexical"} == set(hit["scores"]) and hit["tokens"]
 
     result = run("search", "lava and magma", "insulin", "--mode", "sparse", "--json", "-k", "1")
-    assert [p["hits"][0]["id"] for p in json.loads(result.stdout)] == ["volcano", "diabetes"]
+    assert [p["hits"][0]["id"] for p in json.loads(result.stdout)["results"]] == ["volcano", "diabetes"]
 
     text = run("search", "first man on the moon", "-k", "2").stdout
     assert "1. moon" in text and "matched:" in text

@@ -25,7 +25,7 @@ def test_two_processes_search_while_a_third_builds(tmp_path, tiny_backbone, tiny
     for proc in searchers:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-        assert [[h["id"] for h in r["hits"]] for r in json.loads(out)] == expected
+        assert [[h["id"] for h in r["hits"]] for r in json.loads(out)["results"]] == expected
     _, err = builder.communicate(timeout=600)
     assert builder.returncode == 0, err
     assert Retriever.load(tmp_path / "other", backbone=tiny_backbone).manifest["documents"] == 3000

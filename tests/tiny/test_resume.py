@@ -140,7 +140,7 @@ def test_a_full_disk_is_one_clear_error_and_loses_nothing(tmp_path, tiny_backbon
         return save
 
     command = ["index", str(DEMO), "--index", str(path), "--model", str(tiny_model), "--chunk-size", str(CHUNK),
-               "--quiet"]
+               "--quiet", "--overwrite"]
     for limit in (6, 20):  # 3 chunks committed; then every chunk committed and the assembly under way
         calls["n"] = 0
         monkeypatch.setattr(np, "save", full_disk_after(limit))
@@ -164,7 +164,7 @@ def test_a_second_writer_of_the_same_index_is_refused(tmp_path, tiny_backbone):
     Retriever.build(DEMO, path, backbone=tiny_backbone)
     with exclusive(path):
         with pytest.raises(StorageError, match="another build or update of this index is running"):
-            Retriever.build(DEMO, path, backbone=tiny_backbone)
+            Retriever.build(DEMO, path, backbone=tiny_backbone, overwrite=True)
         with pytest.raises(StorageError, match="another build or update"):
             update_index(path, delete=["bees"])
         Retriever.build(DEMO, tmp_path / "other", backbone=tiny_backbone)  # another name is not blocked

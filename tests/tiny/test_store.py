@@ -34,7 +34,7 @@ def test_interrupted_build_keeps_the_old_index(tmp_path, tiny_backbone, monkeypa
     with monkeypatch.context() as patch:
         patch.setattr(Encoder, "encode", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            Retriever.build(DEMO, path, backbone=tiny_backbone)
+            Retriever.build(DEMO, path, backbone=tiny_backbone, overwrite=True)
     assert (path / "manifest.json").read_text() == manifest_before
     assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
     assert not list(tmp_path.glob(".idx.tmp-*"))  # no half-assembled index left behind
@@ -48,7 +48,8 @@ def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
                       [{"_id": str(i), "text": f"document number {i} about topic {i % 97} " * 20}
                        for i in range(30000)])
     code = ("from retriever import Retriever\n"
-            f"Retriever.build({str(big)!r}, {str(path)!r}, model={str(tiny_model)!r}, dtype='float32')\n")
+            f"Retriever.build({str(big)!r}, {str(path)!r}, model={str(tiny_model)!r}, dtype='float32', "
+            "overwrite=True)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
     deadline = time.time() + 120
     while not list(tmp_path.glob(".idx.partial/chunk-*")) and time.time() < deadline and proc.poll() is None:
@@ -58,8 +59,8 @@ def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
     proc.wait()
     assert _ids(Retriever.load(path, backbone=tiny_backbone)) == before
     with pytest.raises(RetrieverError, match="the corpus changed since the interrupted build"):
-        Retriever.build(DEMO, path, backbone=tiny_backbone)
-    assert _ids(Retriever.build(DEMO, path, backbone=tiny_backbone, restart=True)) == before
+        Retriever.build(DEMO, path, backbone=tiny_backbone, overwrite=True)
+    assert _ids(Retriever.build(DEMO, path, backbone=tiny_backbone, restart=True, overwrite=True)) == before
     assert not list(tmp_path.glob(".idx.*"))
 
 
