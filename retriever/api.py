@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backbones import DEFAULT_MODEL, Backbone, load_backbone, resolve
+from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone
 from .corpus import Document, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
 from .evaluate import sts_spearman
 from .indexer import CHUNK, Progress, build_index
+from .legs import leg_type
 from .searcher import Searcher
 from .settings import IndexSettings
 from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
@@ -52,19 +53,32 @@ def _snippet(text: str) -> str:
 
 def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
     built = manifest["model"]
-    if backbone is not None and backbone.fingerprint != built["fingerprint"]:
+    if backbone is not None and _needs_model(manifest) and backbone.fingerprint != built["fingerprint"]:
         raise BadIndexError(
             f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
             f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
             "search it with the model it was built with, or rebuild it")
 
 
-def _needs_model(manifest: dict) -> bool:
-    """False for a lexical-only index; damaged settings say True, and Searcher then names the damage."""
+def _check_model_spec(manifest: dict, spec: str, folder: Path) -> None:
+    """A model named by the user against the manifest, without converting or loading it: a preset by name,
+    anything else by its fingerprint (a GGUF file's hash, a folder's)."""
+    built = manifest["model"]
+    if (spec in PRESETS and spec != built["name"]) or fingerprint(spec)[1] != built["fingerprint"]:
+        raise BadIndexError(f"{folder} was built with model '{built['name']}', not '{spec}'; "
+                            "search it with the model it was built with")
+
+
+def _needs_model(manifest: dict, mode: str | None = None) -> bool:
+    """Whether searching in mode (every mode when None) needs the LLM: False for a lexical-only index or
+    a model-free mode. Damaged settings say True, and Searcher then names the damage."""
     try:
-        return IndexSettings.from_dict(manifest["settings"]).needs_model
+        settings = IndexSettings.from_dict(manifest["settings"])
     except (TypeError, ValueError, RetrieverError):
         return True
+    if mode is None or mode == "hybrid" or mode not in settings.legs:
+        return settings.needs_model
+    return leg_type(mode).needs_model
 
 
 class Retriever:
@@ -78,19 +92,23 @@ class Retriever:
     @classmethod
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
               model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
-              settings: IndexSettings | None = None, progress: Progress | None = None,
+              device: str = "auto", settings: IndexSettings | None = None, progress: Progress | None = None,
               quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK, overwrite: bool = False,
-              **setting_values: Any) -> Retriever:
-        """Index documents (dicts with _id/text/title, Document objects, or a JSONL path) and load the result.
+              batch_tokens: int | None = None, **setting_values: Any) -> Retriever:
+        """Index documents (dicts with _id/text/title, Document objects, or a corpus path) and load the result.
 
-        An interrupted build of the same path resumes from its last committed chunk of chunk_size documents
-        (restart=True discards it). An index already at path is refused unless overwrite=True, before the
-        model loads. Keyword arguments not named here are IndexSettings fields (method, max_tokens, sparse, ...).
+        Everything is checked before the model loads: the settings, the target (an index already at path is
+        refused unless overwrite=True), and a corpus file from its first record to its last. An index without
+        a model leg (legs=("lexical",)) never loads one. An interrupted build of the same path resumes from
+        its last committed chunk of chunk_size documents (restart=True discards it). Keyword arguments not
+        named here are IndexSettings fields (method, max_tokens, sparse, ...).
         """
         settings = settings or IndexSettings(**setting_values)
         source = None
         if isinstance(documents, str | Path):
             source = str(documents)
+            for _ in read_corpus(documents):  # a bad record stops here, before minutes of model loading
+                pass
             docs = read_corpus(documents)
             path = path or home() / Path(documents).name.split(".")[0]
         else:
@@ -98,32 +116,35 @@ class Retriever:
         if path is None:
             raise RetrieverError("path is required when documents are not a file")
         check_target(path, overwrite)
-        backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
+        if settings.needs_model and backbone is None:
+            backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
         build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
-                    chunk_size=chunk_size, overwrite=overwrite)
-        return cls.load(path, backbone=backbone)
+                    chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens)
+        return cls.load(path, backbone=backbone if settings.needs_model else None)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model: str | None = None, method: str | None = None,
-             backbone: Backbone | None = None, dtype: str | None = None, quiet: bool = True) -> Retriever:
+             backbone: Backbone | None = None, dtype: str | None = None, device: str = "auto",
+             mode: str | None = None, quiet: bool = True) -> Retriever:
         """Open an index (the last one built when path is None) with the model it was built with.
 
-        Passing another model (by name or loaded backbone) or another method is refused: queries would be
-        encoded into another space than the documents.
+        Passing another model (by name or loaded backbone) or another method is refused, from the manifest,
+        before any model loads: queries would be encoded into another space than the documents. An index
+        without a model leg never loads one; mode: the one mode this Retriever will search, so that
+        mode="lexical" on a full index loads no model either.
         """
         folder = Path(path) if path is not None else last_built()
         manifest = read_manifest(folder)
         built_method = manifest["settings"]["method"]
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
-        if backbone is None and (_needs_model(manifest) or model is not None):  # BM25 alone needs no LLM
-            spec = model or manifest["model"]["name"]
-            if model is not None:
-                _, fingerprint, _ = resolve(model, quiet=quiet)
-                if fingerprint != manifest["model"]["fingerprint"]:
-                    raise BadIndexError(f"{folder} was built with model '{manifest['model']['name']}', "
-                                        f"not '{model}'; search it with the model it was built with")
-            backbone = load_backbone(spec, dtype=dtype or manifest["model"]["dtype"], quiet=quiet)
+        if not _needs_model(manifest, mode):
+            return cls(folder, manifest, None)
+        if model is not None:
+            _check_model_spec(manifest, model, folder)
+        if backbone is None:
+            backbone = load_backbone(model or manifest["model"]["name"], dtype=dtype or manifest["model"]["dtype"],
+                                     device=device, quiet=quiet)
         return cls(folder, manifest, backbone)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True) -> list[Hit]:

@@ -250,27 +250,36 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-def resolve(spec: str, quiet: bool = False) -> tuple[str, str, str]:
-    """Turn a model spec into (display name, fingerprint, loadable folder or hub id)."""
-    _quiet_transformers()
+def fingerprint(spec: str) -> tuple[str, str]:
+    """(display name, fingerprint) of a model spec without converting or loading anything: what a manifest
+    is checked against before a model is loaded (a GGUF file is only hashed, and the hash is cached)."""
     if spec in PRESETS:
-        gguf = _preset_gguf(spec)
-        digest = file_sha256(gguf)
-        return spec, digest, str(_gguf_to_cache(gguf, digest, quiet))
+        return spec, file_sha256(_preset_gguf(spec))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
-        digest = file_sha256(path)
-        return str(path.resolve()), digest, str(_gguf_to_cache(path.resolve(), digest, quiet))
+        return str(path.resolve()), file_sha256(path)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is not a transformers model folder (no config.json)")
-        return str(path.resolve()), _folder_fingerprint(path), str(path)
+        return str(path.resolve()), _folder_fingerprint(path)
     if "/" in spec and not os.environ.get("HF_HUB_OFFLINE"):
-        return spec, f"hub:{spec}", spec
+        return spec, f"hub:{spec}"
     raise ModelError(f"unknown model '{spec}': not a preset ({', '.join(PRESETS)}), a .gguf file or a "
                      "model folder")
+
+
+def resolve(spec: str, quiet: bool = False) -> tuple[str, str, str]:
+    """Turn a model spec into (display name, fingerprint, loadable folder or hub id)."""
+    _quiet_transformers()
+    name, digest = fingerprint(spec)
+    if spec in PRESETS:
+        return name, digest, str(_gguf_to_cache(_preset_gguf(spec), digest, quiet))
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        return name, digest, str(_gguf_to_cache(path.resolve(), digest, quiet))
+    return name, digest, str(path) if path.is_dir() else spec
 
 
 def pick_device(device: str = "auto") -> torch.device:

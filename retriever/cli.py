@@ -21,7 +21,7 @@ from .fusion import FUSIONS
 from .indexer import CHUNK
 from .legs import leg_names
 from .lexical import LexicalConfig
-from .searcher import MODES
+from .searcher import MODES, check_queries
 from .settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
 from .sparse import WEIGHTINGS, SparseConfig
 from .store import home
@@ -182,6 +182,19 @@ def _print_json(data) -> None:
 
 LAST_INDEX = click.option("--index", "index_dir", type=click.Path(path_type=Path),
                           help="Index folder (default: the last one built).")
+DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                      help="Where the model runs (auto: a GPU when torch sees one).")
+THREADS = click.option("--threads", type=click.IntRange(min=1), default=None,
+                       help="CPU threads for the model and the search (default: torch's, one per core).")
+
+
+def _use_threads(threads: int | None) -> None:
+    if threads is not None:
+        import faiss
+        import torch
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
 
 
 def index_options(command):
@@ -212,13 +225,14 @@ def _sparse_config(opts: dict) -> SparseConfig:
 
 
 def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str, quiet: bool,
-           restart: bool, chunk_size: int, overwrite: bool) -> api.Retriever:
+           restart: bool, chunk_size: int, overwrite: bool, device: str = "auto",
+           batch_tokens: int | None = None) -> api.Retriever:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a terminated build stops like Ctrl-C
     progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
     try:
         return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
                                    progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, device=device, batch_tokens=batch_tokens)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
                    "command resumes from them (--restart discards them)", err=True)
@@ -238,10 +252,14 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
               help="Replace the index already at --index (atomically, once the new one is complete).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
               help="Documents per committed chunk: a crash loses at most one chunk's work.")
+@click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
+              help="Tokens per forward pass (default: 2,048 on a CPU, 32,768 on a GPU); speed only, same vectors.")
+@DEVICE
+@THREADS
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
-def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, chunk_size: int, quiet: bool,
-          as_json: bool, **opts) -> None:
+def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, chunk_size: int,
+          batch_tokens: int | None, device: str, threads: int | None, quiet: bool, as_json: bool, **opts) -> None:
     """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too).
 
     Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk. An index
@@ -249,8 +267,9 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
     """
     settings, opts = _settings(opts)
     target = index_dir or home() / corpus.name.split(".")[0]
+    _use_threads(threads)
     retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size,
-                       overwrite)
+                       overwrite, device, batch_tokens)
     m = retriever.manifest
     if as_json:
         _print_json(api.info(target))
@@ -387,16 +406,20 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="trec", show_default=True,
               help="The --output file's format.")
 @click.option("--run-tag", default="retriever", show_default=True, help="The TREC run's tag column.")
+@DEVICE
+@THREADS
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str | None, k: int, mode: str,
            model: str | None, as_json: bool, as_jsonl: bool, output: Path | None, fmt: str, run_tag: str,
-           quiet: bool) -> None:
+           device: str, threads: int | None, quiet: bool) -> None:
     """Search an index; each hit shows every leg's score and the tokens it shares with the query.
 
     Many queries (a file, stdin) are encoded and searched in batches of 256, with a progress bar.
     """
     wanted = _query_set(queries, queries_file)
-    retriever = api.Retriever.load(index_dir, model=model)
+    check_queries(list(wanted.values()))  # an empty query fails here, before the model loads
+    _use_threads(threads)
+    retriever = api.Retriever.load(index_dir, model=model, mode=mode, device=device)
     ids, texts = list(wanted), list(wanted.values())
     explain = output is None or fmt == "jsonl"
     progress = None if quiet or len(texts) <= QUERY_BATCH else _Progress(len(texts), unit="query", desc="searching")

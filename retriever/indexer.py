@@ -27,11 +27,11 @@ import numpy as np
 from .checkpoint import Checkpoint
 from .corpus import Document
 from .encoders import Encoder, EncodeStats, defaults_for, make_method
-from .errors import InputError
+from .errors import InputError, RetrieverError
 from .leg import LegContext
 from .legs import leg_types
 from .settings import IndexSettings
-from .store import FORMAT_VERSION, IndexWriter, check_target, exclusive, remember_last
+from .store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive, remember_last
 from .timing import Clock
 
 CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
@@ -89,7 +89,8 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
                 progress: Progress | None = None, source: str | None = None, *, restart: bool = False,
-                chunk_size: int = CHUNK, u1: np.ndarray | None = None, overwrite: bool = False) -> dict[str, Any]:
+                chunk_size: int = CHUNK, u1: np.ndarray | None = None, overwrite: bool = False,
+                batch_tokens: int | None = None) -> dict[str, Any]:
     """Encode, index and write documents to target; returns the manifest.
 
     Work is committed chunk by chunk (checkpoint.py): run again after a crash, the build resumes from its
@@ -97,15 +98,23 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     caller's parameters and stored, so queries are encoded with exactly the parameters the documents were.
     u1: a principal component to use instead of fitting one (an existing index's, to score alike).
     An index (or anything else) already at target is refused unless overwrite (store.check_target).
+    backbone: None (or ignored) for an index without a model leg. batch_tokens: the forward pass's token
+    budget per batch (speed only: a text's vectors do not depend on its batch).
     """
     check_target(target, overwrite)
     started = time.perf_counter()
-    settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
-                                                **settings.method_params})
+    if not settings.needs_model:
+        backbone = None  # an index without a model leg records no model, whatever the caller holds
+    elif backbone is None:
+        raise RetrieverError(f"the {' and '.join(settings.ordered_legs)} legs need a model")
+    else:
+        settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
+                                                    **settings.method_params})
     method = make_method(settings.method, **settings.method_params)
-    encoder = Encoder(backbone, method, settings.max_tokens) if settings.needs_model else None
+    encoder = Encoder(backbone, method, settings.max_tokens, batch_tokens) if backbone is not None else None
+    model = backbone.describe() if backbone is not None else dict(NO_MODEL)
     with exclusive(target):
-        checkpoint = Checkpoint(target, {"model": backbone.fingerprint, "settings": settings.to_dict(),
+        checkpoint = Checkpoint(target, {"model": model["fingerprint"], "settings": settings.to_dict(),
                                          "chunk_documents": chunk_size, "format_version": FORMAT_VERSION}, restart)
         if progress:
             progress(0, 0)  # the clock starts here: model loading is not indexing
@@ -117,7 +126,7 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
             raise
-        manifest = {"model": backbone.describe(), "settings": settings.to_dict(),
+        manifest = {"model": model, "settings": settings.to_dict(),
                     "method_parameters": method.parameters(), "source": source, "resumed_documents": resumed,
                     "chunk_documents": chunk_size}
         path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started, stages)

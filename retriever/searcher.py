@@ -67,12 +67,9 @@ class Searcher:
         except (TypeError, ValueError, RetrieverError) as exc:
             raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
         self.legs = self.settings.ordered_legs
-        self.backbone = backbone
-        self._encoder = None  # a lexical-only index is searched without the LLM
-        if self.settings.needs_model:
-            if backbone is None:
-                raise RetrieverError(f"{folder}: its {' and '.join(self.legs)} legs need the model it was "
-                                     "built with")
+        self.backbone, self._folder = backbone, folder
+        self._encoder = None  # without the model, only the legs that need none are opened (lexical)
+        if self.settings.needs_model and backbone is not None:
             self._encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
                                     self.settings.max_tokens)
         self.documents = read_documents(folder)
@@ -80,7 +77,8 @@ class Searcher:
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
         context = LegContext(self.settings, backbone, len(self.ids))
-        self._legs: dict[str, Leg] = {name: leg_type(name).open(folder, manifest, context) for name in self.legs}
+        self._legs: dict[str, Leg] = {name: leg_type(name).open(folder, manifest, context) for name in self.legs
+                                      if backbone is not None or not leg_type(name).needs_model}
 
     def leg(self, name: str) -> Leg:
         """An opened leg of this index (its own search structures: for scripts and tests that look inside)."""
@@ -102,10 +100,16 @@ class Searcher:
         if mode != "hybrid" and mode not in leg_names():
             raise RetrieverError(f"mode must be one of {('hybrid', *leg_names())}, not {mode!r}")
         if mode == "hybrid":
-            return self.legs
+            return self._opened(self.legs)
         if mode not in self.legs:
             raise RetrieverError(f"this index was built without the {mode} leg (legs: {', '.join(self.legs)})")
-        return (mode,)
+        return self._opened((mode,))
+
+    def _opened(self, legs: tuple[str, ...]) -> tuple[str, ...]:
+        if closed := [leg for leg in legs if leg not in self._legs]:
+            raise RetrieverError(f"{self._folder} was opened without its model, which the {' and '.join(closed)} "
+                                 "leg needs; load it with its model (or search --mode lexical)")
+        return legs
 
     def run(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid", depth: int = 100,
             leg_runs: bool = False, encoded: dict[str, Any] | None = None) -> SearchRun:
@@ -132,8 +136,7 @@ class Searcher:
 
     def _encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
         """Queries as each leg sees them; the LLM runs once for every leg that needs it, none without one."""
-        for i, q in enumerate(queries):
-            _check_query(q, i + 1)
+        check_queries(queries)
         encoded: dict[str, Any] = {}
         if model_legs := [leg for leg in legs if self._legs[leg].needs_model]:
             with self.backbone.lock:  # the tokenizer too is shared state (encoders: Encoder.encode)
@@ -186,6 +189,12 @@ def _leg_run(leg: str, rows: np.ndarray, scorer: Scorer) -> list[Result]:
     scores = scorer(rows)
     return [Result(int(rows[i]), float(scores[i]), {leg: float(scores[i])})
             for i in np.argsort(-scores, kind="stable")]
+
+
+def check_queries(queries: Sequence[Any]) -> None:
+    """Every query a non-empty string of valid Unicode; the first that is not is named by its position."""
+    for number, query in enumerate(queries, start=1):
+        _check_query(query, number)
 
 
 def _check_query(query: Any, number: int) -> None:

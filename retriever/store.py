@@ -35,6 +35,7 @@ LAST_POINTER = ".last"
 # What loading relies on before anything else: field -> type, and the text fields inside two of them.
 REQUIRED = {"settings": dict, "documents": int, "model": dict, "files": dict}
 REQUIRED_TEXT = {"settings": ("method",), "model": ("name", "fingerprint", "dtype")}
+NO_MODEL = {"name": "none", "fingerprint": "none", "dtype": "none"}  # the model record of a BM25-only index
 DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
                              ("metadata", pa.string())])
 

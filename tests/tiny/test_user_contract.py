@@ -136,3 +136,75 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, tiny_model, monkeypatc
                                        str(tiny_model), "--chunk-size", "8"])
     assert result.exit_code == 0, result.output
     assert "\r" not in result.output and "indexing: 40/40 docs in" in result.output
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Any model load fails the test: these paths must answer from the inputs and the manifest alone."""
+    import retriever.backbones
+
+    def refuse(*args, **kwargs):
+        pytest.fail("a model was loaded (or converted)")
+
+    monkeypatch.setattr(retriever.api, "load_backbone", refuse)
+    monkeypatch.setattr(retriever.backbones, "_gguf_to_cache", refuse)
+
+
+def test_bad_inputs_fail_before_the_model_loads(tmp_path, built, no_model):
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    result = run("index", tmp_path / "missing.jsonl", "--index", tmp_path / "a")
+    assert result.exit_code == 1 and "missing.jsonl: file not found" in result.output
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"_id": "1", "text": "fine"}, "{not json"])
+    result = run("index", bad, "--index", tmp_path / "b")
+    assert result.exit_code == 1 and "bad.jsonl:2" in result.output
+    result = run("search", "", "--index", built.path)
+    assert result.exit_code == 1 and "empty query" in result.output
+    result = run("search", "bees", "--index", tmp_path / "nowhere")
+    assert result.exit_code == 1 and "no index at" in result.output
+    result = run("search", "bees", "--index", built.path, "--model", "gemma3-270m")
+    assert result.exit_code == 1 and "not 'gemma3-270m'" in result.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_lexical_paths_never_load_the_model(tmp_path, built, no_model):
+    result = CliRunner().invoke(main, ["index", str(DEMO), "--index", str(tmp_path / "bm25"), "--legs", "lexical",
+                                       "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"]["name"] == "none"
+    result = CliRunner().invoke(main, ["search", "honey bees", "--index", str(built.path), "--mode", "lexical",
+                                       "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)["results"][0]["hits"]
+    assert [(h["id"], h["score"]) for h in hits] == \
+        [(h.id, h.score) for h in built.search("honey bees", k=3, mode="lexical")]
+    opened = Retriever.load(built.path, mode="lexical")
+    assert opened.backbone is None
+    with pytest.raises(RetrieverError, match="opened without its model"):
+        opened.search("honey bees")
+
+
+@pytest.fixture
+def keep_threads():
+    import faiss
+    import torch
+
+    torch_threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    yield
+    torch.set_num_threads(torch_threads)  # --threads runs in this process here
+    faiss.omp_set_num_threads(faiss_threads)
+
+
+def test_flags_users_look_for(tmp_path, tiny_model, keep_threads):
+    result = CliRunner().invoke(main, ["index", str(DEMO), "--index", str(tmp_path / "idx"), "--model",
+                                       str(tiny_model), "--device", "cpu", "--threads", "1", "--batch-tokens", "256",
+                                       "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    baseline = Retriever.build(DEMO, tmp_path / "base", model=str(tiny_model))
+    same = Retriever.load(tmp_path / "idx")
+    for query in ("honey bees", "volcano"):  # the batch budget changes speed, never a vector
+        assert [(h.id, h.score) for h in same.search(query)] == [(h.id, h.score) for h in baseline.search(query)]
+    result = CliRunner().invoke(main, ["search", "bees", "--index", str(tmp_path / "idx"), "--device", "cpu",
+                                       "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
