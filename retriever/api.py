@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class Hit:
     title: str
     snippet: str
     tokens: list[dict] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,20 +149,27 @@ class Retriever:
                                      device=device, quiet=quiet)
         return cls(folder, manifest, backbone)
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True) -> list[Hit]:
-        return self.search_batch([query], k=k, mode=mode, explain=explain)[0]
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True,
+               filter: dict | str | None = None) -> list[Hit]:
+        """Top-k hits for one query; filter: which documents may be returned (retriever/filters.py)."""
+        if not isinstance(query, str):
+            raise RetrieverError("search() takes one query string; search_batch() takes a list")
+        return self.search_batch([query], k=k, mode=mode, explain=explain, filter=filter)[0]
 
-    def search_batch(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
-                     explain: bool = False) -> list[list[Hit]]:
-        """Search many queries at once: they are encoded in length-sorted batches and scored together."""
-        run = self.searcher.run(queries, k=k, mode=mode)
+    def search_batch(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid", explain: bool = False,
+                     filter: dict | str | None = None) -> list[list[Hit]]:
+        """Search many queries at once: they are encoded in length-sorted batches and scored together.
+        filter: which documents may be returned, applied inside every leg before its top-k."""
+        run = self.searcher.run(queries, k=k, mode=mode, filter=filter)
         docs = self.searcher.documents
         rows = sorted({r.row for query in run.queries for r in query.hits})
         titles = dict(zip(rows, docs.column("title").take(rows).to_pylist(), strict=True)) if rows else {}
         texts = dict(zip(rows, docs.column("text").take(rows).to_pylist(), strict=True)) if rows else {}
+        metadata = dict(zip(rows, docs.column("metadata").take(rows).to_pylist(), strict=True)) if rows else {}
         return [[Hit(id=self.searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
                      title=titles[r.row], snippet=_snippet(texts[r.row]),
-                     tokens=self.searcher.explain(run, qi, r.row) if explain else [])
+                     tokens=self.searcher.explain(run, qi, r.row) if explain else [],
+                     metadata=json.loads(metadata[r.row]) if metadata[r.row] else {})
                  for rank, r in enumerate(query.hits, start=1)]
                 for qi, query in enumerate(run.queries)]
 

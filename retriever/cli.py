@@ -17,6 +17,7 @@ from .corpus import query_lines, read_query_file
 from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
+from .filters import parse_filter
 from .fusion import FUSIONS
 from .indexer import CHUNK
 from .legs import leg_names
@@ -398,6 +399,9 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
                    "(one query a line).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--filter", "filter_", metavar="JSON",
+              help='Only documents whose metadata match, e.g. \'{"topic": "volcano"}\', \'{"year": {"gte": 2000}}\', '
+                   '\'{"_id": {"prefix": "doc-"}}\' (README: filters).')
 @click.option("--model", default=None, help="Refuse to search unless the index was built with this model.")
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON object {"results": [{"query_id", "query", "mode", "hits": [...]}, ...]}.')
@@ -410,14 +414,15 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
 @THREADS
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str | None, k: int, mode: str,
-           model: str | None, as_json: bool, as_jsonl: bool, output: Path | None, fmt: str, run_tag: str,
-           device: str, threads: int | None, quiet: bool) -> None:
+           filter_: str | None, model: str | None, as_json: bool, as_jsonl: bool, output: Path | None, fmt: str,
+           run_tag: str, device: str, threads: int | None, quiet: bool) -> None:
     """Search an index; each hit shows every leg's score and the tokens it shares with the query.
 
     Many queries (a file, stdin) are encoded and searched in batches of 256, with a progress bar.
     """
     wanted = _query_set(queries, queries_file)
-    check_queries(list(wanted.values()))  # an empty query fails here, before the model loads
+    check_queries(list(wanted.values()))  # an empty query or a bad filter fails here, before the model loads
+    parse_filter(filter_)
     _use_threads(threads)
     retriever = api.Retriever.load(index_dir, model=model, mode=mode, device=device)
     ids, texts = list(wanted), list(wanted.values())
@@ -427,7 +432,7 @@ def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str |
     try:
         for start in range(0, len(texts), QUERY_BATCH):
             batch = texts[start:start + QUERY_BATCH]
-            hits = retriever.search_batch(batch, k=k, mode=mode, explain=explain)
+            hits = retriever.search_batch(batch, k=k, mode=mode, explain=explain, filter=filter_)
             results += [_result(qid, q, mode, h) for qid, q, h in zip(ids[start:], batch, hits, strict=False)]
             if progress:
                 progress(len(batch))

@@ -75,6 +75,20 @@ class DenseIndex:
         k = max(1, min(k, len(self)))
         return self.index.search(np.ascontiguousarray(normalize(queries)), k)
 
+    def search_among(self, queries: np.ndarray, k: int, mask: np.ndarray, chunk: int = 64) -> list[np.ndarray]:
+        """Top-k ids per query among the rows mask keeps, by exact cosine: a filter must still give k
+        results when k documents match, which an HNSW graph cannot promise, and a flat scan of the kept rows
+        costs no more than FAISS's scan of them all."""
+        rows = np.flatnonzero(mask)
+        kept = self.vectors[rows]
+        top = []
+        for start in range(0, len(queries), chunk):
+            scores = normalize(queries[start:start + chunk]) @ kept.T
+            for s in scores:
+                best = np.argpartition(-s, k - 1)[:k] if len(s) > k else np.arange(len(s))
+                top.append(rows[best[np.argsort(-s[best], kind="stable")]])
+        return top
+
     def score(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact cosine of one query against chosen documents."""
         return np.asarray(self.vectors[ids] @ normalize(query[None])[0], dtype=np.float32)
@@ -145,8 +159,8 @@ class DenseLeg:
     def encode(self, texts: Sequence[str], vectors: Any) -> np.ndarray:
         return vectors.dense
 
-    def hits(self, queries: np.ndarray, depth: int) -> Hits:
-        top = self.index.search(queries, depth)[1]
+    def hits(self, queries: np.ndarray, depth: int, mask: np.ndarray | None = None) -> Hits:
+        top = self.index.search(queries, depth)[1] if mask is None else self.index.search_among(queries, depth, mask)
         for qi, rows in enumerate(top):
             yield rows[rows >= 0], partial(self.index.score, queries[qi])
 

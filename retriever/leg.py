@@ -95,8 +95,9 @@ class Leg(Protocol):
     def encode(self, texts: Sequence[str], vectors: Any) -> Any:
         """Queries as this leg searches them; vectors: the forward pass's output (None without the model)."""
 
-    def hits(self, queries: Any, depth: int) -> Hits:
-        """Per query, its top-depth rows by this leg (fewer when fewer match) and its exact scorer."""
+    def hits(self, queries: Any, depth: int, mask: np.ndarray | None = None) -> Hits:
+        """Per query, its top-depth rows by this leg among the rows mask keeps (all when None; fewer when
+        fewer match) and its exact scorer. The mask applies before the top-depth cut (filters.py)."""
 
     def explain(self, queries: Any, qi: int, row: int) -> list[tuple[str, float]]:
         """What query qi shares with document row, as (text, contribution); legs that cannot explain

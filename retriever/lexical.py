@@ -202,8 +202,8 @@ class LexicalLeg:
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         return self.queries.encode(texts)
 
-    def hits(self, queries: sp.csr_matrix, depth: int) -> Hits:
-        return self.index.hits(queries, depth)
+    def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
+        return self.index.hits(queries, depth, mask)
 
     def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
         words = self.queries.vocabulary

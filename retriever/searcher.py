@@ -10,7 +10,8 @@ searches; the API, `eval beir` and the scripts all go through it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from .backbones import Backbone
 from .encoders import Encoder, make_method
 from .errors import BadIndexError, InputError, RetrieverError
+from .filters import mask, parse_filter
 from .fusion import fuse
 from .leg import Leg, LegContext, Scorer
 from .legs import leg_names, leg_type
@@ -74,11 +76,18 @@ class Searcher:
                                     self.settings.max_tokens)
         self.documents = read_documents(folder)
         self.ids: list[str] = self.documents.column("id").to_pylist()
+        self._metadata: list[dict] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
         context = LegContext(self.settings, backbone, len(self.ids))
         self._legs: dict[str, Leg] = {name: leg_type(name).open(folder, manifest, context) for name in self.legs
                                       if backbone is not None or not leg_type(name).needs_model}
+
+    def metadata(self) -> list[dict]:
+        """Every document's metadata, parsed once, the first time a filter needs it."""
+        if self._metadata is None:
+            self._metadata = [json.loads(m) if m else {} for m in self.documents.column("metadata").to_pylist()]
+        return self._metadata
 
     def leg(self, name: str) -> Leg:
         """An opened leg of this index (its own search structures: for scripts and tests that look inside)."""
@@ -112,25 +121,30 @@ class Searcher:
         return legs
 
     def run(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid", depth: int = 100,
-            leg_runs: bool = False, encoded: dict[str, Any] | None = None) -> SearchRun:
+            leg_runs: bool = False, encoded: dict[str, Any] | None = None,
+            filter: Mapping[str, Any] | str | None = None) -> SearchRun:
         """Search a batch of queries: top-k per query by the mode (fusing the legs for hybrid), and with
         leg_runs each leg's own top-k too, cut from its fusion list (the leg alone at k when depth <= k;
         deeper lists may keep the other of two documents tied at the cut). depth: how deep each leg's
         list goes before fusion.
-        encoded: the queries already as each leg encodes them (scripts that try a variant of a leg)."""
+        encoded: the queries already as each leg encodes them (scripts that try a variant of a leg).
+        filter: which documents may be returned (filters.py), applied inside every leg before its top-k."""
         for name, value in (("k", k), ("depth", depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise RetrieverError(f"{name} must be a positive integer, not {value!r}")
         if isinstance(queries, str):
             raise RetrieverError("queries must be a list of strings, not one string (search() takes one)")
         legs = self.legs_for(mode)
+        tests = parse_filter(filter)
         if len(queries) == 0:
             return SearchRun(legs, [], {leg: None for leg in legs}, {})
         clock = Clock()
         with clock.timing("encode"):
             encoded = self._encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}
+        with clock.timing("filter"):
+            keep = None if tests is None else mask(tests, self.ids, self.metadata)
         depth = max(depth, k) if len(legs) > 1 else k
-        streams = {leg: self._legs[leg].hits(encoded[leg], depth) for leg in legs}
+        streams = {leg: self._legs[leg].hits(encoded[leg], depth, keep) for leg in legs}
         runs = [self._query(streams, k, leg_runs, clock) for _ in range(len(queries))]
         return SearchRun(legs, runs, encoded, dict(clock.seconds))
 
@@ -162,6 +176,8 @@ class Searcher:
         return QueryRun(hits, candidates, scores, per_leg)
 
     def _fused(self, candidates: np.ndarray, scores: dict[str, np.ndarray], k: int) -> list[Result]:
+        if len(candidates) == 0:  # a filter that no document (with a match) passes
+            return []
         s = self.settings
         fused = fuse(scores, s.fusion, s.rrf_k, s.weights) if len(scores) > 1 else next(iter(scores.values()))
         order = np.argsort(-fused, kind="stable")[:k]

@@ -247,12 +247,14 @@ class SparseIndex:
         shared = [(t, q[t] * w) for t, w in zip(row.indices.tolist(), row.data.tolist(), strict=True) if t in q]
         return sorted(shared, key=lambda tw: -tw[1])
 
-    def hits(self, queries: sp.csr_matrix, depth: int, chunk: int = QUERY_CHUNK) -> Hits:
-        """Per query row: the documents of its top-depth positive scores and a scorer over all of them,
-        scored chunk queries at a time (bounding the queries x documents block)."""
+    def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None,
+             chunk: int = QUERY_CHUNK) -> Hits:
+        """Per query row: the documents of its top-depth positive scores (among the rows mask keeps) and a
+        scorer over all of them, scored chunk queries at a time (bounding the queries x documents block)."""
         for start in range(0, queries.shape[0], chunk):
             for scores in self.score_all(queries[start:start + chunk]):
-                yield top_positive(scores, depth), scores.__getitem__
+                allowed = scores if mask is None else np.where(mask, scores, 0.0)
+                yield top_positive(allowed, depth), scores.__getitem__
 
 
 def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
@@ -383,8 +385,8 @@ class KeyTokenLeg:
         own = own_token_ids(self.tokenizer, texts)
         return self.projector.queries(self.projector.lexical(vectors.residual), own)
 
-    def hits(self, queries: sp.csr_matrix, depth: int) -> Hits:
-        return self.index.hits(queries, depth)
+    def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
+        return self.index.hits(queries, depth, mask)
 
     def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
         return [(self._text(token), weight) for token, weight in self.index.shared_tokens(queries[qi], row)]

@@ -74,8 +74,8 @@ class TitleLeg:
         return ragged_to_csr([np.array(r, np.int32) for r in rows], [np.ones(len(r), np.float32) for r in rows],
                              len(self.vocabulary))
 
-    def hits(self, queries: sp.csr_matrix, depth: int) -> Hits:
-        return self.index.hits(queries, depth)
+    def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
+        return self.index.hits(queries, depth, mask)
 
     def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
         return [(self.vocabulary[t], w) for t, w in self.index.shared_tokens(queries[qi], row)]

@@ -80,12 +80,13 @@ def test_a_crash_while_assembling_resumes_from_every_chunk(tmp_path, tiny_backbo
 
 
 def test_a_corpus_error_keeps_the_chunks_before_it(tmp_path, tiny_backbone, uninterrupted):
-    """A malformed line half-way loses nothing: fixed and run again, the build resumes before it."""
+    """A malformed line half-way loses nothing: fixed and run again, the build resumes before it. (A corpus
+    file is read through before the model loads, so the error is met mid-build by a stream of documents.)"""
     lines = DEMO.read_text().splitlines()
     broken = write_jsonl(tmp_path / "c.jsonl", [*lines[:30], '{"_id": "x", "text": ', *lines[30:]])
     path = tmp_path / "idx"
     with pytest.raises(RetrieverError, match=r"c\.jsonl:31: malformed JSON"):
-        Retriever.build(broken, path, backbone=tiny_backbone, chunk_size=CHUNK)
+        Retriever.build(read_corpus(broken), path, backbone=tiny_backbone, chunk_size=CHUNK)
     write_jsonl(broken, lines)
     resumed = Retriever.build(broken, path, backbone=tiny_backbone, chunk_size=CHUNK)
     assert resumed.manifest["resumed_documents"] == 28
