@@ -164,7 +164,7 @@ class DenseLeg:
         for qi, rows in enumerate(top):
             yield rows[rows >= 0], partial(self.index.score, queries[qi])
 
-    def explain(self, queries: np.ndarray, qi: int, row: int) -> list[tuple[str, float]]:
+    def explain(self, queries: np.ndarray, qi: int, row: int, text: str) -> list[tuple[str, float]]:
         return []
 
 

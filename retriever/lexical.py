@@ -72,6 +72,14 @@ class Analyzer:
             raise RetrieverError(f"unknown stemmer language {language!r}; "
                                  f"one of {', '.join(Stemmer.algorithms())}") from None
 
+    def surface(self, text: str) -> dict[str, str]:
+        """Each counted word of text (a stem) -> the first word of text, as written, that gave it."""
+        out: dict[str, str] = {}
+        for written in WORD.findall(text):
+            for counted in self.words(written):
+                out.setdefault(counted, written)
+        return out
+
     def words(self, text: str) -> list[str]:
         words = [w for w in WORD.findall(text.lower()) if w not in self.stopwords]
         if self._stem is None:
@@ -205,9 +213,11 @@ class LexicalLeg:
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
 
-    def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
-        words = self.queries.vocabulary
-        return [(words[token], weight) for token, weight in self.index.shared_tokens(queries[qi], row)]
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
+        """A matched stem reads as the query word it came from ("glossary", not "glossari")."""
+        vocabulary, surface = self.queries.vocabulary, self.queries.analyzer.surface(text)
+        return [(surface.get(vocabulary[token], vocabulary[token]), weight)
+                for token, weight in self.index.shared_tokens(queries[qi], row)]
 
 
 def _read_vocabulary(folder: Path, manifest: dict[str, Any]) -> list[str]:

@@ -59,6 +59,7 @@ class SearchRun:
     queries: list[QueryRun]
     encoded: dict[str, Any]
     seconds: dict[str, float]
+    texts: list[str] = field(default_factory=list)
 
 
 class Searcher:
@@ -146,7 +147,7 @@ class Searcher:
         depth = max(depth, k) if len(legs) > 1 else k
         streams = {leg: self._legs[leg].hits(encoded[leg], depth, keep) for leg in legs}
         runs = [self._query(streams, k, leg_runs, clock) for _ in range(len(queries))]
-        return SearchRun(legs, runs, encoded, dict(clock.seconds))
+        return SearchRun(legs, runs, encoded, dict(clock.seconds), list(queries))
 
     def _encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
         """Queries as each leg sees them; the LLM runs once for every leg that needs it, none without one."""
@@ -188,13 +189,14 @@ class Searcher:
         """Why a document matched: the tokens it shares with query qi by contribution, from the first of
         the run's legs that can say (the key-token leg, else the lexical one).
 
-        Tokens that read the same (" bees" and "bees") are merged: the user sees words, not token ids.
+        Tokens that read the same are merged: the pieces of one query word, " bees" and "bees", a stem and
+        the words it came from. The user sees words, not token ids or stems.
         """
         leg = next((leg for leg in run.legs if self._legs[leg].explains), None)
         if leg is None:
             return []
         merged: dict[str, float] = {}
-        for text, weight in self._legs[leg].explain(run.encoded[leg], qi, row):
+        for text, weight in self._legs[leg].explain(run.encoded[leg], qi, row, run.texts[qi]):
             merged[text] = merged.get(text, 0.0) + weight
         top = sorted(merged.items(), key=lambda tw: -tw[1])[:limit]
         return [{"token": text, "weight": round(weight, 4)} for text, weight in top]

@@ -16,6 +16,7 @@ half of u_1 removed and log-saturated weights make the leg 3.6x better than top-
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -388,9 +389,30 @@ class KeyTokenLeg:
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
 
-    def explain(self, queries: sp.csr_matrix, qi: int, row: int) -> list[tuple[str, float]]:
-        return [(self._text(token), weight) for token, weight in self.index.shared_tokens(queries[qi], row)]
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
+        """A token of the query reads as the query word it is part of (sub-word pieces merge into it); an
+        expansion token the model added reads as itself."""
+        words = query_words(self.tokenizer, text)
+        return [(words.get(token) or self._text(token), weight)
+                for token, weight in self.index.shared_tokens(queries[qi], row)]
 
     def _text(self, token: int) -> str:
         raw = self.tokenizer.decode([token])
         return raw.strip() or repr(raw)
+
+
+def query_words(tokenizer, text: str) -> dict[int, str]:
+    """Each of a text's own tokens (spelled as own_token_ids spells them) -> the word of the text it lies in;
+    {} where the tokenizer gives no character offsets (a slow tokenizer)."""
+    spaced = " " + text.strip()
+    try:
+        encoded = tokenizer(spaced, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:
+        return {}
+    spans = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\w+", spaced)]
+    words: dict[int, str] = {}
+    for token, (start, end) in zip(encoded.input_ids, encoded.offset_mapping, strict=True):
+        word = next((w for s, e, w in spans if s < end and start < e), None)
+        if word is not None:
+            words.setdefault(token, word)
+    return words

@@ -208,3 +208,20 @@ def test_flags_users_look_for(tmp_path, tiny_model, keep_threads):
     result = CliRunner().invoke(main, ["search", "bees", "--index", str(tmp_path / "idx"), "--device", "cpu",
                                        "--threads", "1", "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_explanations_read_as_the_query_words(built, tiny_backbone):
+    from retriever.sparse import own_token_ids
+
+    query = "Glossary placeholders for honeycombs"
+    pieces = own_token_ids(tiny_backbone.tokenizer, [query])[0]
+    assert len(pieces) > len(query.split())  # the tokenizer splits some of these words
+    hits = built.search(query, k=37, mode="sparse")
+    words = set(query.split())
+    shown = {t["token"] for h in hits for t in h.tokens}
+    assert shown & words  # the query's own words appear whole, merged from their pieces
+    assert not {t for t in shown if t not in words and any(t in w and t != w for w in words)
+                and any(tiny_backbone.tokenizer.decode([p]).strip() == t for p in pieces)}
+    lexical = built.search("glossary placeholders", k=1, mode="lexical")
+    assert lexical[0].id == "empty-text"
+    assert {t["token"] for t in lexical[0].tokens} == {"glossary", "placeholders"}  # as written, not stems
