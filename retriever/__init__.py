@@ -2,7 +2,7 @@
 
 from .api import Hit, Retriever, delete_documents, info, verify
 from .backbones import DEFAULT_MODEL, PRESETS
-from .corpus import Document, read_corpus, read_qrels, read_queries
+from .corpus import Document, Fields, read_corpus, read_qrels, read_queries
 from .errors import BadIndexError, IndexExistsError, InputError, ModelError, RetrieverError, StorageError
 from .settings import IndexSettings
 from .sparse import SparseConfig
@@ -10,7 +10,7 @@ from .sparse import SparseConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_MODEL", "PRESETS", "BadIndexError", "Document", "Hit", "IndexExistsError", "IndexSettings", "InputError",
-    "ModelError", "Retriever", "RetrieverError", "SparseConfig", "StorageError", "delete_documents", "info",
-    "read_corpus", "read_qrels", "read_queries", "verify",
+    "DEFAULT_MODEL", "PRESETS", "BadIndexError", "Document", "Fields", "Hit", "IndexExistsError", "IndexSettings",
+    "InputError", "ModelError", "Retriever", "RetrieverError", "SparseConfig", "StorageError", "delete_documents",
+    "info", "read_corpus", "read_qrels", "read_queries", "verify",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone
-from .corpus import Document, documents_from, read_corpus
+from .corpus import Document, Fields, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
 from .evaluate import sts_spearman
@@ -96,8 +96,9 @@ class Retriever:
               model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
               device: str = "auto", settings: IndexSettings | None = None, progress: Progress | None = None,
               quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK, overwrite: bool = False,
-              batch_tokens: int | None = None, **setting_values: Any) -> Retriever:
-        """Index documents (dicts with _id/text/title, Document objects, or a corpus path) and load the result.
+              batch_tokens: int | None = None, fields: Fields | None = None, **setting_values: Any) -> Retriever:
+        """Index documents (dicts with _id/text/title, Document objects, or a corpus path: JSONL, JSON, Parquet,
+        CSV/TSV, a folder of .txt/.md; fields maps other field names) and load the result.
 
         Everything is checked before the model loads: the settings, the target (an index already at path is
         refused unless overwrite=True), and a corpus file from its first record to its last. An index without
@@ -109,9 +110,9 @@ class Retriever:
         source = None
         if isinstance(documents, str | Path):
             source = str(documents)
-            for _ in read_corpus(documents):  # a bad record stops here, before minutes of model loading
+            for _ in read_corpus(documents, fields):  # a bad record stops here, before minutes of model loading
                 pass
-            docs = read_corpus(documents)
+            docs = read_corpus(documents, fields)
             path = path or home() / Path(documents).name.split(".")[0]
         else:
             docs = documents_from(documents)
@@ -174,13 +175,13 @@ class Retriever:
                 for qi, query in enumerate(run.queries)]
 
     def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None, fields: Fields | None = None) -> dict[str, Any]:
         """Add documents (as build takes them), scored exactly like the ones already indexed (same u_1).
 
         An id already in the index is refused unless upsert, which replaces that document.
         """
         source = str(documents) if isinstance(documents, str | Path) else "documents"
-        docs = read_corpus(documents) if isinstance(documents, str | Path) else documents_from(documents)
+        docs = read_corpus(documents, fields) if isinstance(documents, str | Path) else documents_from(documents)
         manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self.backbone, progress=progress,
                                 source=source)
         self._reload(manifest)

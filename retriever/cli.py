@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import signal
 import sys
@@ -13,7 +12,7 @@ import click
 
 from . import api
 from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
-from .corpus import query_lines, read_query_file
+from .corpus import Fields, count_documents, query_lines, read_query_file
 from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
 from .errors import RetrieverError
@@ -49,16 +48,6 @@ def _raise_interrupt(signum, frame):
 @click.version_option(package_name="retriever")
 def main() -> None:
     """Hybrid sparse-dense retrieval with training-free LLM embeddings."""
-
-
-def _count_lines(path: Path) -> int | None:
-    """Documents to expect, for the progress bar's time left (blank lines make it an upper bound)."""
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) or None
-    except OSError:
-        return None
 
 
 class _Progress:
@@ -227,13 +216,13 @@ def _sparse_config(opts: dict) -> SparseConfig:
 
 def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str, quiet: bool,
            restart: bool, chunk_size: int, overwrite: bool, device: str = "auto",
-           batch_tokens: int | None = None) -> api.Retriever:
+           batch_tokens: int | None = None, fields: Fields | None = None) -> api.Retriever:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a terminated build stops like Ctrl-C
-    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None)
+    progress = None if quiet else _Progress(count_documents(corpus))
     try:
         return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
                                    progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size,
-                                   overwrite=overwrite, device=device, batch_tokens=batch_tokens)
+                                   overwrite=overwrite, device=device, batch_tokens=batch_tokens, fields=fields)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
                    "command resumes from them (--restart discards them)", err=True)
@@ -253,6 +242,9 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
               help="Replace the index already at --index (atomically, once the new one is complete).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
               help="Documents per committed chunk: a crash loses at most one chunk's work.")
+@click.option("--id-field", help="The field (column) that holds the id (default: _id or id).")
+@click.option("--text-field", help="The field (column) that holds the text (default: text, or Pyserini's contents).")
+@click.option("--title-field", help="The field (column) that holds the title (default: title).")
 @click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
               help="Tokens per forward pass (default: 2,048 on a CPU, 32,768 on a GPU); speed only, same vectors.")
 @DEVICE
@@ -260,8 +252,10 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
 def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, chunk_size: int,
-          batch_tokens: int | None, device: str, threads: int | None, quiet: bool, as_json: bool, **opts) -> None:
-    """Build an index from a BEIR-style JSONL corpus (_id, text, optional title and metadata; .gz too).
+          id_field: str | None, text_field: str | None, title_field: str | None, batch_tokens: int | None,
+          device: str, threads: int | None, quiet: bool, as_json: bool, **opts) -> None:
+    """Build an index from a corpus: BEIR-style JSONL (_id, text, optional title and metadata; .gz too), a JSON
+    array, Parquet, CSV or TSV with a header (other columns become metadata), or a folder of .txt/.md files.
 
     Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk. An index
     already at --index is refused unless --overwrite.
@@ -270,7 +264,7 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
     target = index_dir or home() / corpus.name.split(".")[0]
     _use_threads(threads)
     retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size,
-                       overwrite, device, batch_tokens)
+                       overwrite, device, batch_tokens, Fields(id_field, text_field, title_field))
     m = retriever.manifest
     if as_json:
         _print_json(api.info(target))
@@ -294,7 +288,7 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
 def add(index_dir: Path, corpus: Path, upsert: bool, quiet: bool, as_json: bool) -> None:
     """Add a JSONL corpus's documents to an index, scored like the ones already in it."""
     retriever = api.Retriever.load(index_dir, quiet=quiet)
-    progress = None if quiet else _Progress(_count_lines(corpus) if corpus.is_file() else None, desc="adding")
+    progress = None if quiet else _Progress(count_documents(corpus), desc="adding")
     try:
         if progress:
             progress(0, 0)

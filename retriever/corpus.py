@@ -89,10 +89,14 @@ def parse_document(obj: Any, source: str | None = None, line: int | None = None)
         _encodable(json.dumps(metadata, ensure_ascii=False), source, line, "metadata")
     except (TypeError, ValueError, RecursionError) as exc:
         raise InputError(f"metadata cannot be stored as JSON ({exc})", source, line, "metadata") from None
+    title = _encodable(_string_field(obj, "title", source, line, required=False), source, line, "title")
+    text_key = "text" if "text" in obj or "contents" not in obj else "contents"  # Pyserini's JSONL says contents
+    if obj.get(text_key) is None and not title:
+        raise InputError("missing 'text' (and no 'title' to index the document by)", source, line, "text")
     return Document(
         id=_encodable(_id_of(obj, source, line), source, line, "_id"),
-        text=_encodable(_string_field(obj, "text", source, line, required=True), source, line, "text"),
-        title=_encodable(_string_field(obj, "title", source, line, required=False), source, line, "title"),
+        text=_encodable(_string_field(obj, text_key, source, line, required=False), source, line, text_key),
+        title=title,
         metadata=metadata,
     )
 
@@ -101,7 +105,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
     source = str(path)
     for number, raw in enumerate(_open_lines(path), start=1):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a UTF-8 BOM is accepted
         except UnicodeDecodeError as exc:
             raise InputError(f"invalid UTF-8 at byte {exc.start}", source, number) from None
         if not text.strip():
@@ -125,16 +129,165 @@ def validate_unique(documents: Iterable[tuple[Document, str | None, int | None]]
         yield doc
 
 
-def read_corpus(path: str | Path) -> Iterator[Document]:
-    """Stream documents from a BEIR-style JSONL (or .jsonl.gz) file, validated and de-duplicated."""
+@dataclass(frozen=True)
+class Fields:
+    """Which record fields hold the id, text and title (None: the usual names, `_id`/`id`, `text`/`contents`,
+    `title`). In CSV, TSV and Parquet every other column becomes metadata."""
+
+    id: str | None = None
+    text: str | None = None
+    title: str | None = None
+
+    def apply(self, record: dict) -> dict:
+        renamed = dict(record)
+        for standard, chosen in (("_id", self.id), ("text", self.text), ("title", self.title)):
+            if chosen is not None and chosen != standard:
+                if chosen not in record:
+                    continue  # parse_document names the missing field
+                renamed.pop(standard, None)
+                renamed[standard] = renamed.pop(chosen)
+        return renamed
+
+
+FORMATS = ("jsonl", "json", "parquet", "csv", "tsv", "folder")
+TEXT_FILES = (".txt", ".md")
+
+
+def corpus_format(path: Path) -> str:
+    """The format of a corpus path: a folder, Parquet by its magic bytes, else by suffix (.gz ignored)."""
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise InputError("file not found", str(path))
+    with open(path, "rb") as fh:
+        if fh.read(4) == b"PAR1":
+            return "parquet"
+    suffix = path.name.removesuffix(".gz").rsplit(".", 1)[-1].lower()
+    if suffix in ("json", "parquet", "csv", "tsv"):
+        return suffix
+    return "jsonl"
+
+
+def read_corpus(path: str | Path, fields: Fields | None = None) -> Iterator[Document]:
+    """Stream documents, validated and de-duplicated, from JSONL (.gz too), a JSON array, Parquet (by row
+    group), CSV or TSV with a header row, or a folder of .txt/.md files (id: the relative path)."""
     path = Path(path)
-    located = ((parse_document(obj, str(path), n), str(path), n) for n, obj in _json_records(path))
+    fields, kind = fields or Fields(), corpus_format(path)
+    records = {"jsonl": _json_records, "json": _json_array, "parquet": _parquet_records, "csv": _csv_records,
+               "tsv": _csv_records, "folder": _folder_records}[kind](path)
+    table = kind in ("parquet", "csv", "tsv")
+
+    def record(obj: Any) -> Any:
+        if not isinstance(obj, dict):
+            return obj
+        obj = fields.apply(obj)
+        return _columns(obj) if table else obj
+
+    located = ((parse_document(record(obj), str(where), n), str(where), n) for where, n, obj in _located(path, records))
     count = 0
     for doc in validate_unique(located):
         count += 1
         yield doc
     if count == 0:
         raise InputError("empty corpus: no documents", str(path))
+
+
+def _located(path: Path, records: Iterator[tuple]) -> Iterator[tuple[Path, int, Any]]:
+    """(file, line or row, record): a folder's records name their own file."""
+    for record in records:
+        yield (path, *record) if len(record) == 2 else record
+
+
+def _json_array(path: Path) -> Iterator[tuple[int, Any]]:
+    """A JSON file holding one array of records (record n is reported as row n); a .json file of JSON lines
+    is read as JSONL."""
+    raw = b"".join(_open_lines(path))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path)) from None
+    if not text.lstrip().startswith("["):
+        yield from _json_records(path)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", str(path), exc.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", str(path)) from None
+    yield from enumerate(data, start=1)
+
+
+def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """Rows of a Parquet file, one row group at a time (memory stays bounded); row n is reported as row n."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"cannot read as Parquet ({exc})", str(path)) from None
+    number = 0
+    for batch in table.iter_batches():
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """CSV or TSV with a header row (quoting as the csv module reads it); reported by line."""
+    import csv
+
+    reader = csv.DictReader(_decoded_lines(path), delimiter="\t" if ".tsv" in path.name else ",")
+    try:
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise InputError(f"expected {len(reader.fieldnames)} columns as in the header", str(path),
+                                 reader.line_num)
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise InputError(f"malformed {'TSV' if '.tsv' in path.name else 'CSV'}: {exc}", str(path),
+                         reader.line_num) from None
+
+
+def _columns(row: dict) -> dict:
+    """A table row as a record: the id, text and title columns as they are, every other column metadata."""
+    known = {"_id", "id", "text", "contents", "title", "metadata"}
+    record = {k: v for k, v in row.items() if k in known}
+    extra = {k: v for k, v in row.items() if k not in known and v is not None and v != ""}
+    if extra:
+        record["metadata"] = {**(record.get("metadata") or {}), **extra}
+    return record
+
+
+def _folder_records(path: Path) -> Iterator[tuple[Path, int, Any]]:
+    """Every .txt and .md file under a folder, in sorted order: id its relative path, text its content."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_FILES)
+    if not files:
+        raise InputError(f"no {' or '.join(TEXT_FILES)} files in this folder", str(path))
+    for file in files:
+        try:
+            text = file.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(file)) from None
+        yield file, 1, {"_id": file.relative_to(path).as_posix(), "text": text}
+
+
+def count_documents(path: str | Path) -> int | None:
+    """Documents to expect, for a progress bar's time left; None when not cheap to tell."""
+    path = Path(path)
+    try:
+        kind = corpus_format(path)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if kind == "folder":
+            return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_FILES) or None
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) or None
+    except Exception:  # only an estimate: never the reason a build fails
+        return None
 
 
 def documents_from(items: Iterable[Any]) -> Iterator[Document]:
@@ -182,7 +335,7 @@ def query_lines(lines, source: str) -> dict[str, str]:
 def _decoded_lines(path: Path) -> Iterator[str]:
     for number, raw in enumerate(_open_lines(path), start=1):
         try:
-            yield raw.decode("utf-8")
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path), number) from None
 

@@ -225,3 +225,23 @@ def test_explanations_read_as_the_query_words(built, tiny_backbone):
     lexical = built.search("glossary placeholders", k=1, mode="lexical")
     assert lexical[0].id == "empty-text"
     assert {t["token"] for t in lexical[0].tokens} == {"glossary", "placeholders"}  # as written, not stems
+
+
+def test_the_cli_indexes_parquet_csv_and_folders_with_field_maps(tmp_path, tiny_model):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"key": "a", "body": "Bees make honey.", "topic": "insects"},
+            {"key": "b", "body": "Lava erupts from volcanoes.", "topic": "earth"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "c.parquet")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "bees.md").write_text("Bees make honey.")
+    for source, extra in ((tmp_path / "c.parquet", ["--id-field", "key", "--text-field", "body"]),
+                          (tmp_path / "notes", [])):
+        target = tmp_path / f"idx-{source.name}"
+        result = CliRunner().invoke(main, ["index", str(source), "--index", str(target), "--model", str(tiny_model),
+                                           "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        hits = Retriever.load(target).search("honey", k=1, mode="lexical")
+        assert hits[0].id in ("a", "bees.md")
+    assert Retriever.load(tmp_path / "idx-c.parquet").search("honey", k=1)[0].metadata == {"topic": "insects"}
