@@ -465,19 +465,29 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         _print_json(data)
         return
     s, model = data["settings"], data["model"]
-    lines = [
-        ("index", data["path"]), ("size on disk", _human_bytes(data["size_bytes"])),
-        ("model", f"{model['name']} ({model['dtype']}, {model['layers']} layers, d {model['hidden_size']}, "
-                  f"vocab {model['vocab_size']:,}, sha256 {model['fingerprint'][:12]})"),
-        ("method", f"{s['method']} {json.dumps(data['method_parameters'])}"),
-        ("legs", ", ".join(s["legs"]) + f" (dense index: {s['dense_kind']})"),
-        ("sparse", json.dumps(s["sparse"])),
-        ("fusion", f"{s['fusion']} (rrf k {s['rrf_k']}, weights {json.dumps(s['weights'])})"),
-        ("documents", f"{data['documents']:,} ({data['documents_truncated']:,} truncated to "
-                      f"{s['max_tokens']} tokens, {data['documents_empty']:,} empty)"),
-        ("tokens embedded", f"{data['tokens_embedded']:,}"),
-        ("built", f"{data['built_at']} in {data['build_seconds']:.1f}s from {data.get('source')}"),
-    ]
+    llm = set(s["legs"]) - {"lexical"}
+    described = (f"{model['name']} ({model['dtype']}, {model['layers']} layers, d {model['hidden_size']}, "
+                 f"vocab {model['vocab_size']:,}, sha256 {model['fingerprint'][:12]})" if "layers" in model
+                 else f"{model['name']} (sha256 {model['fingerprint'][:12]})")
+    lines = [("index", data["path"]), ("size on disk", _human_bytes(data["size_bytes"])),
+             ("model", described if llm else "none: BM25 only, searched without a model")]
+    if llm:
+        lines.append(("method", f"{s['method']} {json.dumps(data['method_parameters'])}"))
+    lines.append(("legs", ", ".join(s["legs"]) + (f" (dense index: {s['dense_kind']})" if "dense" in llm else "")))
+    if "sparse" in llm:
+        lines.append(("sparse", json.dumps(s["sparse"])))
+    if "lexical" in s["legs"]:
+        lines.append(("lexical (BM25)", json.dumps(s["lexical"])))
+    if len(s["legs"]) > 1:
+        lines.append(("fusion", f"{s['fusion']} (rrf k {s['rrf_k']}, weights {json.dumps(s['weights'])})"))
+    if tuned := data.get("tuned"):
+        lines.append(("  tuned", f"on {tuned['split']} ({tuned['queries']} queries): {tuned['measure']} "
+                                 f"{tuned['value']:.4f}, {tuned['settings_tried']} settings tried, {tuned['at']}"))
+    truncated = f"{data['documents_truncated']:,} truncated to {s['max_tokens']} tokens, " if llm else ""
+    lines += [("documents", f"{data['documents']:,} ({truncated}{data['documents_empty']:,} empty)")]
+    if llm:
+        lines.append(("tokens embedded", f"{data['tokens_embedded']:,}"))
+    lines.append(("built", f"{data['built_at']} in {data['build_seconds']:.1f}s from {data.get('source')}"))
     if stages := data.get("stage_seconds"):  # indexes from before stage timing have none
         lines.append(("  where the time went", ", ".join(f"{k} {v:.1f}s" for k, v in
                                                      sorted(stages.items(), key=lambda kv: -kv[1]))))
@@ -499,7 +509,11 @@ def eval_group() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto")
 @click.option("--json", "as_json", is_flag=True)
 def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_json: bool) -> None:
-    """Spearman x100 between cosine similarity and gold scores (TSV: sentence1, sentence2, score)."""
+    """Spearman x100 between cosine similarity and gold scores.
+
+    Each FILE is a TSV with a header row `sentence1<TAB>sentence2<TAB>score` (as STS-B ships), then one pair a
+    line. Fewer than two distinct scores or similarities make Spearman undefined: it is reported as null.
+    """
     names = [m.strip() for m in methods.split(",") if m.strip()]
     rows = api.evaluate_sts(files, names, model=model, dtype=dtype)
     if as_json:
@@ -509,7 +523,8 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
     click.echo(f"{'method':<16} {'file':<40} {'spearman':>9} {'s/1k sent':>10} {'cost vs ' + names[0]:>14}")
     for r in rows:
         ratio = r["seconds_per_1000"] / base[r["file"]] if base.get(r["file"]) else float("nan")
-        click.echo(f"{r['method']:<16} {r['file'][-40:]:<40} {r['spearman']:>9.2f} {r['seconds_per_1000']:>10.2f} "
+        spearman = "n/a" if r["spearman"] is None else f"{r['spearman']:.2f}"
+        click.echo(f"{r['method']:<16} {r['file'][-40:]:<40} {spearman:>9} {r['seconds_per_1000']:>10.2f} "
                    f"{ratio:>13.2f}x")
 
 

@@ -111,7 +111,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
+            yield number, json.loads(text.rstrip("\r\n"))  # with the newline, an error would point past the line
         except json.JSONDecodeError as exc:
             raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", source, number) from None
         except RecursionError:

@@ -79,5 +79,6 @@ def sts_spearman(encode: Callable[[list[str]], np.ndarray], path: str | Path) ->
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     row = {s: i for i, s in enumerate(unique)}
     cosine = np.einsum("ij,ij->i", unit[[row[s] for s in first]], unit[[row[s] for s in second]])
-    return {"spearman": float(spearmanr(cosine, gold).statistic * 100), "pairs": len(gold),
+    statistic = float(spearmanr(cosine, gold).statistic) if len(gold) > 1 else float("nan")
+    return {"spearman": statistic * 100 if np.isfinite(statistic) else None, "pairs": len(gold),
             "sentences": len(unique), "seconds": seconds, "seconds_per_1000": seconds / len(unique) * 1000}

@@ -245,3 +245,16 @@ def test_the_cli_indexes_parquet_csv_and_folders_with_field_maps(tmp_path, tiny_
         hits = Retriever.load(target).search("honey", k=1, mode="lexical")
         assert hits[0].id in ("a", "bees.md")
     assert Retriever.load(tmp_path / "idx-c.parquet").search("honey", k=1)[0].metadata == {"topic": "insects"}
+
+
+def test_info_shows_what_the_index_holds_and_its_tuning(tmp_path, built):
+    result = CliRunner().invoke(main, ["index", str(DEMO), "--index", str(tmp_path / "bm25"), "--legs", "lexical",
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    text = CliRunner().invoke(main, ["info", "--index", str(tmp_path / "bm25")]).output
+    assert "none: BM25 only" in text and "sparse" not in text and "dense index" not in text and "k1" in text
+    built.set_fusion("rrf", record={"split": "train", "queries": 5, "measure": "nDCG@10", "value": 0.5,
+                                    "settings_tried": 3, "at": "2026-12-01T00:00:00+00:00"})
+    text = CliRunner().invoke(main, ["info", "--index", str(built.path)]).output
+    assert "tuned" in text and "on train (5 queries): nDCG@10 0.5000" in text
+    built.set_fusion("convex")

@@ -91,3 +91,10 @@ def test_queries_and_qrels(tmp_path):
         read_qrels(qrels)
     qrels.write_text("query-id\tcorpus-id\tscore\r\n1\ta\t1\r\n\r\n2\tb\t0\r\n")  # CRLF and a blank line
     assert read_qrels(qrels) == {"1": {"a": 1}, "2": {"b": 0}}
+
+
+def test_malformed_json_points_at_the_column_on_its_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"_id": "a", "text": "ok"}\n{"_id": "x", "text": \n')
+    with pytest.raises(InputError, match=r"c\.jsonl:2: malformed JSON: Expecting value at column 22"):
+        list(read_corpus(path))

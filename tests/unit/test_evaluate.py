@@ -45,3 +45,12 @@ def test_trec_measures_hand_checked():
     assert scores["ndcg_cut_10"] == pytest.approx(0.5)  # q1 perfect, q2 misses
     assert scores["recip_rank"] == pytest.approx(0.5)
     assert evaluate({}, qrels)["ndcg_cut_10"] == 0.0
+
+
+def test_an_undefined_spearman_is_null_not_nan(tmp_path):
+    import json
+
+    one = tmp_path / "one.tsv"
+    one.write_text("sentence1\tsentence2\tscore\nA cat.\tA dog.\t3.0\n")
+    result = sts_spearman(lambda texts: np.eye(len(texts), 4), one)
+    assert result["spearman"] is None and json.loads(json.dumps(result))["spearman"] is None
