@@ -1,5 +1,7 @@
 """Indexes written by the code before the legs owned their files (tests/fixtures/make_v1.py, commit a6961d0),
-and what they returned then: today's code must load them and return the same."""
+and what they returned then: today's code must load them and return the same documents with the same
+scores. (Explanations were recorded too, but they now read as the query's words rather than token pieces
+and stems, a deliberate change: only their presence is compared.)"""
 
 from __future__ import annotations
 
@@ -26,4 +28,4 @@ def assert_same_results(name: str) -> None:
                 assert g["score"] == pytest.approx(w["score"], rel=1e-5, abs=1e-6), (mode, query, g["id"])
                 assert g["scores"] == pytest.approx(w["scores"], rel=1e-5, abs=1e-6)
                 assert {"title": g["title"], "snippet": g["snippet"]} == {"title": w["title"], "snippet": w["snippet"]}
-                assert [t["token"] for t in g["tokens"]] == [t["token"] for t in w["tokens"]]
+                assert bool(g["tokens"]) == bool(w["tokens"])  # how they read changed on purpose
