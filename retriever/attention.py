@@ -22,9 +22,9 @@ from __future__ import annotations
 import weakref
 
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+# transformers is imported where it is used, not here: importing it costs seconds, and every CLI command that
+# fails on its input (or needs no model) must answer without paying for it.
 
 NAME = "retriever_rowwise"
 _last: tuple = (lambda: None, {})  # (weak ref to a padding mask, its groups): one mask serves every layer of a pass
@@ -67,6 +67,8 @@ def _window_mask(length: int, window: int, device: torch.device) -> torch.Tensor
 def _softcapped(module, query, key, value, scaling: float, softcap: float, mask: torch.Tensor | None):
     """Plain attention with tanh soft-capping of the logits (Gemma 2), in the query's dtype, softmax in fp32."""
     groups = query.shape[1] // key.shape[1]
+    from transformers.integrations.sdpa_attention import repeat_kv
+
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     logits = torch.matmul(query, key.transpose(2, 3)) * scaling
     logits = torch.tanh(logits / softcap) * softcap
@@ -82,6 +84,8 @@ def rowwise_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
                       **kwargs) -> tuple[torch.Tensor, None]:
     """Attention for (batch, heads, width, dim) inputs, each row over its own tokens; returns (batch, width,
     heads, dim) as transformers' attention functions do."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
     batch, heads, width, _ = query.shape
     out = query.new_zeros(batch, width, heads, value.shape[-1])
     window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
@@ -107,6 +111,9 @@ def rowwise_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
 
 def register() -> str:
     """Make the implementation known to transformers (idempotent); returns its name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
     AttentionInterface.register(NAME, rowwise_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, padding_mask)
     return NAME
