@@ -7,6 +7,8 @@ where this CPU has native bf16, else 128 so that an emulated-bf16 build stays un
 the test split with the index's default fusion (no tuning, so that nothing but the dtype differs), and the
 STS-B dev Spearman x100 of every one-pass method (each with the model's measured defaults). Prints both as
 Markdown tables with the bf16 - fp32 difference; the targets are |diff| <= 0.003 nDCG@10 and <= 0.5 Spearman.
+The indexes are reused when present (a rerun only evaluates), and the per-query differences are printed
+with their paired standard error.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import torch
 
 from retriever.api import evaluate_sts
 from retriever.backbones import auto_dtype, load_backbone, pick_device
 from retriever.beir import evaluate_beir
+from retriever.corpus import read_qrels
 from retriever.settings import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +44,30 @@ def beir_rows(args, budget: int) -> dict[str, dict[str, float]]:
         results[dtype] = {run: v["nDCG@10"] for run, v in report["results"].items()}
         print(json.dumps({"dtype": dtype, "max_tokens": budget, "nDCG@10": results[dtype]}), flush=True)
     return results
+
+
+def paired(args, budget: int) -> None:
+    """Per-query nDCG@10 differences between the two dtypes' runs (the eval folders' TREC files): how many
+    of the test queries changed at all, and the paired standard error of the mean difference, so a
+    difference can be read against the sampling noise of this many queries."""
+    import pytrec_eval
+
+    qrels = read_qrels(DATA / "beir/scifact/qrels/test.tsv")
+    measure = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"})
+    print("\n| leg | mean bf16 - fp32 | paired SE | queries changed |\n|---|---|---|---|")
+    for leg in ("dense", "sparse", "lexical", "hybrid"):
+        per = [measure.evaluate(_trec(args.indexes / f"scifact-{budget}-{d}-eval/run.{leg}.trec")) for d in DTYPES]
+        diffs = np.array([per[1][q]["ndcg_cut_10"] - per[0][q]["ndcg_cut_10"] for q in per[0]])
+        se = diffs.std(ddof=1) / np.sqrt(len(diffs))
+        print(f"| {leg} | {diffs.mean():+.4f} | {se:.4f} | {int((np.abs(diffs) > 1e-9).sum())}/{len(diffs)} |")
+
+
+def _trec(path: Path) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    return run
 
 
 def sts_rows(methods: list[str]) -> dict[str, dict[str, float]]:
@@ -75,6 +103,7 @@ def main() -> None:
     only = args.only.split(",")
     if "beir" in only:
         table(f"SciFact test nDCG@10 ({budget} tokens)", beir_rows(args, budget), 4, 0.003)
+        paired(args, budget)
     if "sts" in only:
         table("STS-B dev Spearman x100", sts_rows(args.methods.split(",")), 2, 0.5)
 

@@ -14,9 +14,9 @@ Prints, for each dtype of --dtypes (default `native`: fp32, and bf16 too where t
   the model's own cost, on the same lengths (a 256-token plain rate would flatter a corpus of longer texts);
 - each --methods method's encoding cost on the same documents relative to prompteol (--rounds R: R interleaved
   timings, median ratio; bench_methods.py does the same on STS sentences);
-- query latency over --queries test queries, one at a time: median and p95 of encode, dense, sparse,
-  lexical and fuse (fuse = the whole search after encoding minus the three legs' retrieval), and the
-  search part's share of the encoding time;
+- query latency over --queries test queries, one at a time, from the engine's own clock (Searcher.run):
+  median and p95 of encode, each leg's retrieval and exact rescoring, filter (no filter here: ~0), fuse,
+  search (all after encoding) and total, and the search part's share of the encoding time;
 - --layouts: the plain forward rate and one short text's forward time with the decoder's weights stored
   transposed (what load_backbone does for fp32 on a CPU) and as loaded, interleaved over rounds.
 MFU = tokens x 2 x non-embedding parameters / seconds / matmul rate: attention's own FLOPs are not
@@ -155,7 +155,7 @@ def query_latency(retriever: Retriever, queries: list[str], depth: int = 100) ->
     """Per-part latency of single queries, from the engine's own clock (Searcher.run): encoding, each leg's
     retrieval and exact rescoring, fusion; search = everything after encoding, total = the whole call."""
     searcher = retriever.searcher
-    parts: dict[str, list[float]] = {p: [] for p in ("encode", *searcher.legs, "fuse", "search", "total")}
+    parts: dict[str, list[float]] = {p: [] for p in ("encode", *searcher.legs, "filter", "fuse", "search", "total")}
     retriever.search(queries[0], explain=False)
     for query in queries:
         started = time.perf_counter()
