@@ -107,18 +107,18 @@ class Retriever:
         named here are IndexSettings fields (method, max_tokens, sparse, ...).
         """
         settings = settings or IndexSettings(**setting_values)
-        source = None
-        if isinstance(documents, str | Path):
-            source = str(documents)
+        source = str(documents) if isinstance(documents, str | Path) else None
+        if source is not None:
+            path = path or home() / Path(documents).name.split(".")[0]
+        if path is None:
+            raise RetrieverError("path is required when documents are not a file")
+        check_target(path, overwrite)  # the cheap refusal first, before reading a corpus through
+        if source is not None:
             for _ in read_corpus(documents, fields):  # a bad record stops here, before minutes of model loading
                 pass
             docs = read_corpus(documents, fields)
-            path = path or home() / Path(documents).name.split(".")[0]
         else:
             docs = documents_from(documents)
-        if path is None:
-            raise RetrieverError("path is required when documents are not a file")
-        check_target(path, overwrite)
         if settings.needs_model and backbone is None:
             backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
         build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,

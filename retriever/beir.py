@@ -135,11 +135,25 @@ def weight_sweep(scored: Sequence[Scored], qrels, weights: dict[str, float], leg
     return curves
 
 
+def trec_line(qid: str, doc: str, rank: int, score: float, tag: str) -> str:
+    """One line of a TREC run file, as trec_eval reads it."""
+    return f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n"
+
+
 def write_trec(run: Run, path: Path, tag: str) -> None:
     with open(path, "w") as fh:
         for qid, docs in run.items():
             for rank, (doc, score) in enumerate(sorted(docs.items(), key=lambda ds: -ds[1]), start=1):
-                fh.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+                fh.write(trec_line(qid, doc, rank, score, tag))
+
+
+def read_trec(path: Path) -> Run:
+    """A TREC run file back as query -> document -> score."""
+    run: Run = {}
+    for line in Path(path).read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    return run
 
 
 def markdown(report: dict[str, Any]) -> str:

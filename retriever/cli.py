@@ -12,6 +12,7 @@ import click
 
 from . import api
 from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
+from .beir import trec_line
 from .corpus import Fields, count_documents, query_lines, read_query_file
 from .dense import KINDS
 from .encoders import DEFAULT_METHOD, method_names
@@ -381,7 +382,7 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
                 continue
             for h in r["hits"]:
-                fh.write(f"{r['query_id']} Q0 {h['id']} {h['rank']} {h['score']:.6f} {tag}\n" if fmt == "trec"
+                fh.write(trec_line(r["query_id"], h["id"], h["rank"], h["score"], tag) if fmt == "trec"
                          else f"{r['query_id']}\t{h['id']}\t{h['rank']}\t{h['score']:.6f}\n")
 
 

@@ -15,8 +15,10 @@ half of u_1 removed and log-saturated weights make the leg 3.6x better than top-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -299,10 +301,10 @@ def document_rows(projector: KeyTokenProjector, backbone, settings: IndexSetting
 
 def _sample(projector: KeyTokenProjector, parts: Sequence[Part]) -> np.ndarray:
     """The vectors u_1 is fitted on, gathered part by part: never the whole corpus in memory."""
-    rows = sample_rows(sum(p.documents().num_rows for p in parts))
+    sizes = [p.documents().num_rows for p in parts]
+    rows = sample_rows(sum(sizes))
     sample, offset = [], 0
-    for part in parts:
-        n = part.documents().num_rows
+    for part, n in zip(parts, sizes, strict=True):
         mine = rows[(rows >= offset) & (rows < offset + n)] - offset
         if len(mine):
             sample.append(projector.lexical(np.array(part.array("residual")[mine])))
@@ -318,8 +320,11 @@ class KeyTokenLeg:
     needs_model: ClassVar[bool] = True
     explains: ClassVar[bool] = True
 
-    def __init__(self, projector: KeyTokenProjector, index: SparseIndex, tokenizer):
+    def __init__(self, projector: KeyTokenProjector, index: SparseIndex, tokenizer,
+                 lock: threading.RLock | None = None):
         self.projector, self.index, self.tokenizer = projector, index, tokenizer
+        self.lock = lock or threading.RLock()  # the backbone's: the tokenizer is shared with its encoder
+        self._query_words = functools.lru_cache(maxsize=1024)(self._words_of)  # once per query, not per hit
 
     @classmethod
     def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
@@ -379,7 +384,7 @@ class KeyTokenLeg:
         projector = make_projector(backbone, ctx.settings, u1)
         vocab = projector.vocab_size
         index = SparseIndex(load_csr(folder, ROWS, (n, vocab)), load_csr(folder, POSTINGS, (vocab, n)))
-        return cls(projector, index, backbone.tokenizer)
+        return cls(projector, index, backbone.tokenizer, backbone.lock)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         """Query rows; the caller holds the backbone's lock (the tokenizer is shared state)."""
@@ -392,9 +397,13 @@ class KeyTokenLeg:
     def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
         """A token of the query reads as the query word it is part of (sub-word pieces merge into it); an
         expansion token the model added reads as itself."""
-        words = query_words(self.tokenizer, text)
+        words = self._query_words(text)
         return [(words.get(token) or self._text(token), weight)
                 for token, weight in self.index.shared_tokens(queries[qi], row)]
+
+    def _words_of(self, text: str) -> dict[int, str]:
+        with self.lock:
+            return query_words(self.tokenizer, text)
 
     def _text(self, token: int) -> str:
         raw = self.tokenizer.decode([token])

@@ -25,7 +25,7 @@ import torch
 
 from retriever.api import evaluate_sts
 from retriever.backbones import auto_dtype, load_backbone, pick_device
-from retriever.beir import evaluate_beir
+from retriever.beir import evaluate_beir, read_trec
 from retriever.corpus import read_qrels
 from retriever.settings import IndexSettings
 
@@ -56,18 +56,10 @@ def paired(args, budget: int) -> None:
     measure = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"})
     print("\n| leg | mean bf16 - fp32 | paired SE | queries changed |\n|---|---|---|---|")
     for leg in ("dense", "sparse", "lexical", "hybrid"):
-        per = [measure.evaluate(_trec(args.indexes / f"scifact-{budget}-{d}-eval/run.{leg}.trec")) for d in DTYPES]
+        per = [measure.evaluate(read_trec(args.indexes / f"scifact-{budget}-{d}-eval/run.{leg}.trec")) for d in DTYPES]
         diffs = np.array([per[1][q]["ndcg_cut_10"] - per[0][q]["ndcg_cut_10"] for q in per[0]])
         se = diffs.std(ddof=1) / np.sqrt(len(diffs))
         print(f"| {leg} | {diffs.mean():+.4f} | {se:.4f} | {int((np.abs(diffs) > 1e-9).sum())}/{len(diffs)} |")
-
-
-def _trec(path: Path) -> dict[str, dict[str, float]]:
-    run: dict[str, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
-        qid, _, doc, _, score, _ = line.split()
-        run.setdefault(qid, {})[doc] = float(score)
-    return run
 
 
 def sts_rows(methods: list[str]) -> dict[str, dict[str, float]]:

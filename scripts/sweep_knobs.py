@@ -138,7 +138,8 @@ def variant_rows(searcher, lexical_docs, doc_tokens, queries, change, pre_norm):
 def with_rows(searcher, doc_rows):
     """The index's searcher with a key-token leg over other document rows (queries come pre-encoded)."""
     stored = searcher.leg("sparse")
-    return searcher.with_leg("sparse", KeyTokenLeg(stored.projector, SparseIndex(doc_rows), stored.tokenizer))
+    return searcher.with_leg("sparse", KeyTokenLeg(stored.projector, SparseIndex(doc_rows), stored.tokenizer,
+                                                   stored.lock))
 
 
 def leg_run(scored: list[Scored], leg: str, depth: int = 100):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retriever import Retriever
-from retriever.beir import evaluate_beir
+from retriever.beir import evaluate_beir, read_trec
 from retriever.errors import InputError
 from retriever.evaluate import retrieval_measures
 
@@ -38,14 +38,6 @@ def make_beir(folder: Path) -> Path:
                        for doc, grade in {top: 2, **SECOND.get(q, {})}.items())
         (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
     return folder
-
-
-def read_trec(path: Path) -> dict[str, dict[str, float]]:
-    run: dict[str, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
-        qid, _, doc, _, score, _ = line.split()
-        run.setdefault(qid, {})[doc] = float(score)
-    return run
 
 
 @pytest.fixture(scope="module")
