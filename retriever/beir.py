@@ -158,7 +158,9 @@ def read_trec(path: Path) -> Run:
 
 def markdown(report: dict[str, Any]) -> str:
     index = report["index"]
-    llm = f"; model {index['model']}, method {index['method']}" if set(index["legs"]) - {"lexical"} else ""
+    llm = f"; model {index['model']}, method {index['method']}" if index["model"] != "none" else ""
+    if index.get("dense_model"):
+        llm += f"; dense model {index['dense_model']}"
     lines = [f"{report['dataset']} ({report['split']}, {report['queries']} queries, "
              f"{index['documents']} documents{llm})", "",
              "| run | " + " | ".join(REPORTED) + " |", "|---|" + "---|" * len(REPORTED)]
@@ -226,7 +228,7 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
         "ignore_identical_ids": ignore_identical_ids,
         "index": {"path": str(retriever.path), "documents": len(retriever.searcher.ids),
                   "model": retriever.manifest["model"]["name"], "method": s.method, "legs": list(legs),
-                  "max_tokens": s.max_tokens},
+                  "max_tokens": s.max_tokens, "dense_model": s.dense_model},
         "fusion": {"fusion": s.fusion, "weights": s.weights, "rrf_k": s.rrf_k,
                    "tuned": retriever.manifest.get("tuned")},
         "results": {name: retrieval_measures(run, test.qrels) for name, run in runs.runs.items()},

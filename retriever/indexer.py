@@ -26,7 +26,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint
 from .corpus import Document
-from .encoders import Encoder, EncodeStats, defaults_for, make_method
+from .encoders import Encoder, EncodeStats, defaults_for
 from .errors import InputError, RetrieverError
 from .leg import LegContext
 from .legs import leg_types
@@ -90,7 +90,7 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
                 progress: Progress | None = None, source: str | None = None, *, restart: bool = False,
                 chunk_size: int = CHUNK, u1: np.ndarray | None = None, overwrite: bool = False,
-                batch_tokens: int | None = None) -> dict[str, Any]:
+                batch_tokens: int | None = None, dense_encoder=None) -> dict[str, Any]:
     """Encode, index and write documents to target; returns the manifest.
 
     Work is committed chunk by chunk (checkpoint.py): run again after a crash, the build resumes from its
@@ -100,8 +100,11 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     An index (or anything else) already at target is refused unless overwrite (store.check_target).
     backbone: None (or ignored) for an index without a model leg. batch_tokens: the forward pass's token
     budget per batch (speed only: a text's vectors do not depend on its batch).
+    dense_encoder: the trained sentence encoder (sentence.py) settings.dense_model names, loaded.
     """
     check_target(target, overwrite)
+    if settings.needs_dense_model and dense_encoder is None:
+        raise RetrieverError(f"the dense leg comes from '{settings.dense_model}': pass its loaded encoder")
     started = time.perf_counter()
     if not settings.needs_model:
         backbone = None  # an index without a model leg records no model, whatever the caller holds
@@ -110,23 +113,26 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     else:
         settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
                                                     **settings.method_params})
-    method = make_method(settings.method, **settings.method_params)
+    method = settings.make_method()
     encoder = Encoder(backbone, method, settings.max_tokens, batch_tokens) if backbone is not None else None
     model = backbone.describe() if backbone is not None else dict(NO_MODEL)
+    dense_encoder = dense_encoder if settings.needs_dense_model else None
+    trained = dense_encoder.describe() if dense_encoder is not None else None
     with exclusive(target):
         checkpoint = Checkpoint(target, {"model": model["fingerprint"], "settings": settings.to_dict(),
+                                         "dense_model": trained and trained["fingerprint"],
                                          "chunk_documents": chunk_size, "format_version": FORMAT_VERSION}, restart)
         if progress:
             progress(0, 0)  # the clock starts here: model loading is not indexing
         stages = Stages()
         try:
-            resumed = _encode_chunks(stages.reading(documents), checkpoint, encoder, chunk_size, progress, source,
-                                     stages)
+            resumed = _encode_chunks(stages.reading(documents), checkpoint, (encoder, dense_encoder), chunk_size,
+                                     progress, source, stages)
         except BaseException:
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
             raise
-        manifest = {"model": model, "settings": settings.to_dict(),
+        manifest = {"model": model, **({"dense_model": trained} if trained else {}), "settings": settings.to_dict(),
                     "method_parameters": method.parameters(), "source": source, "resumed_documents": resumed,
                     "chunk_documents": chunk_size}
         path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started, stages)
@@ -135,9 +141,11 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     return manifest
 
 
-def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoder: Encoder | None,
+def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoders: tuple[Encoder | None, Any],
                    chunk_size: int, progress: Progress | None, source: str | None, stages: Stages) -> int:
-    """Encode and commit every chunk not committed yet; returns how many documents were already committed."""
+    """Encode and commit every chunk not committed yet; returns how many documents were already committed.
+    encoders: the LLM's and the trained dense encoder, either None where the index does not use it."""
+    encoder = encoders[0]
     resumed = seen = 0
     tokenizer = copy.deepcopy(encoder.backbone.tokenizer) if encoder is not None else None  # the worker's own
 
@@ -155,7 +163,7 @@ def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encode
                 if progress:
                     progress(len(chunk), 0)
                 continue
-            _encode_chunk(number, chunk, prepared, checkpoint, encoder, progress, stages)
+            _encode_chunk(number, chunk, prepared, checkpoint, encoders, progress, stages)
     if seen == 0:
         raise InputError("empty corpus: no documents", source)
     if seen < checkpoint.committed:
@@ -164,15 +172,21 @@ def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encode
     return resumed
 
 
-def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Checkpoint, encoder: Encoder | None,
-                  progress: Progress | None, stages: Stages) -> None:
+def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Checkpoint,
+                  encoders: tuple[Encoder | None, Any], progress: Progress | None, stages: Stages) -> None:
+    """One chunk's arrays: the LLM's vectors, the dense leg's from the trained encoder where it has one."""
+    encoder, dense_encoder = encoders
     arrays: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
     if encoder is not None:
         encoded = encoder.encode(prepared, on_batch=progress)
         arrays = {"dense": encoded.dense, "residual": encoded.residual}
         info["stats"] = asdict(encoded.stats)
-    elif progress:
+    if dense_encoder is not None:
+        with stages.timing("dense-model"):  # progress counts documents once: here only without the LLM
+            arrays["dense"] = dense_encoder.encode([d.content for d in chunk],
+                                                   on_batch=progress if encoder is None else None)
+    elif encoder is None and progress:
         progress(len(chunk), 0)
     with stages.timing("commit"):
         checkpoint.commit(number, chunk, arrays, info)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .settings import IndexSettings
     from .store import IndexWriter
 
+LLM, DENSE_MODEL = "llm", "dense-model"  # the models a leg may need (Leg.models)
 Scorer = Callable[[np.ndarray], np.ndarray]  # candidate rows -> their exact scores in this leg
 Hits = Iterator[tuple[np.ndarray, Scorer]]  # per query: the leg's top rows, best first, and its scorer
 
@@ -64,6 +65,7 @@ class LegContext:
     documents: int = 0  # documents in the index being opened
     u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike (build only)
     timing: Callable[[str], AbstractContextManager] = lambda stage: nullcontext()
+    dense_encoder: Any = None  # the trained sentence encoder (sentence.py) when settings.dense_model names one
 
 
 class Leg(Protocol):
@@ -71,8 +73,12 @@ class Leg(Protocol):
 
     name: ClassVar[str]  # as in settings.legs, --legs and --mode
     title: ClassVar[str]  # as verify reports it
-    needs_model: ClassVar[bool]  # whether it needs the LLM's forward pass (documents and queries)
     explains: ClassVar[bool]  # whether explain() says why a document matched
+
+    @classmethod
+    def models(cls, settings: IndexSettings) -> frozenset[str]:
+        """Which models encode this leg's documents and queries under settings: LLM (the backbone's forward
+        pass), DENSE_MODEL (a trained sentence encoder), or none."""
 
     @classmethod
     def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from .sparse import SparseIndex, ragged_to_csr
 from .store import load_csr, read_file, stored_contents
 
 if TYPE_CHECKING:
+    from .settings import IndexSettings
     from .store import IndexWriter
 
 # bm25s's default splitter: words of two or more characters
@@ -170,11 +171,14 @@ class LexicalLeg:
 
     name: ClassVar[str] = "lexical"
     title: ClassVar[str] = "lexical leg"
-    needs_model: ClassVar[bool] = False
     explains: ClassVar[bool] = True
 
     def __init__(self, queries: LexicalQueries, index: SparseIndex):
         self.queries, self.index = queries, index
+
+    @classmethod
+    def models(cls, settings: IndexSettings) -> frozenset[str]:
+        return frozenset()
 
     @classmethod
     def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from .backbones import Backbone
-from .encoders import Encoder, make_method
+from .encoders import Encoder
 from .errors import BadIndexError, InputError, RetrieverError
 from .filters import mask, parse_filter
 from .fusion import fuse
-from .leg import Leg, LegContext, Scorer
+from .leg import DENSE_MODEL, LLM, Leg, LegContext, Scorer
 from .legs import leg_names, leg_type
 from .settings import LEGS, IndexSettings
 from .store import read_documents
@@ -63,7 +63,10 @@ class SearchRun:
 
 
 class Searcher:
-    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None):
+    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None,
+                 dense_encoder: Any = None):
+        """backbone, dense_encoder: the LLM and the trained dense encoder, None where not loaded: only the
+        legs whose models are here are opened (a lexical-only search loads none)."""
         folder = Path(folder)
         try:
             self.settings = IndexSettings.from_dict(manifest["settings"])
@@ -73,16 +76,18 @@ class Searcher:
         self.backbone, self._folder = backbone, folder
         self._encoder = None  # without the model, only the legs that need none are opened (lexical)
         if self.settings.needs_model and backbone is not None:
-            self._encoder = Encoder(backbone, make_method(self.settings.method, **self.settings.method_params),
+            self._encoder = Encoder(backbone, self.settings.make_method(),
                                     self.settings.max_tokens)
         self.documents = read_documents(folder)
         self.ids: list[str] = self.documents.column("id").to_pylist()
         self._metadata: list[dict] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
-        context = LegContext(self.settings, backbone, len(self.ids))
+        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder)
+        loaded = {LLM} if backbone is not None else set()
+        loaded |= {DENSE_MODEL} if dense_encoder is not None else set()
         self._legs: dict[str, Leg] = {name: leg_type(name).open(folder, manifest, context) for name in self.legs
-                                      if backbone is not None or not leg_type(name).needs_model}
+                                      if self.settings.models((name,)) <= loaded}
 
     def metadata(self) -> list[dict]:
         """Every document's metadata, parsed once, the first time a filter needs it."""
@@ -153,7 +158,7 @@ class Searcher:
         """Queries as each leg sees them; the LLM runs once for every leg that needs it, none without one."""
         check_queries(queries)
         encoded: dict[str, Any] = {}
-        if model_legs := [leg for leg in legs if self._legs[leg].needs_model]:
+        if model_legs := [leg for leg in legs if LLM in self.settings.models((leg,))]:
             with self.backbone.lock:  # the tokenizer too is shared state (encoders: Encoder.encode)
                 vectors = self._encoder.encode(list(queries))
                 encoded = {leg: self._legs[leg].encode(queries, vectors) for leg in model_legs}

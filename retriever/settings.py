@@ -3,14 +3,18 @@ queries. Build side (indexer, updates) and query side (searcher) both import it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .dense import KINDS
+from .encoders import PROMPT_FORMATS, Method, make_method
 from .errors import RetrieverError
 from .fusion import FUSIONS
+from .leg import DENSE_MODEL, LLM
 from .legs import leg_names, leg_type
 from .lexical import LexicalConfig
+from .sentence import DEFAULT_DENSE_MODEL
 from .sparse import SparseConfig
 
 LEGS = ("dense", "sparse", "lexical")  # a new index's legs by default
@@ -33,6 +37,9 @@ class IndexSettings:
     fusion: str = "convex"
     rrf_k: float = 60.0
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    # the dense leg's trained sentence encoder (sentence.py; None: the LLM's method vectors)
+    dense_model: str | None = field(default_factory=lambda: DEFAULT_DENSE_MODEL)
+    prompt_format: str = "published"  # PROMPT_FORMATS: how prompts are normalised, tokenized and TP's layers
 
     def __post_init__(self):
         self.legs = tuple(self.legs)
@@ -42,6 +49,10 @@ class IndexSettings:
             raise RetrieverError(f"dense index kind must be one of {KINDS}")
         if self.fusion not in FUSIONS:
             raise RetrieverError(f"fusion must be one of {FUSIONS}")
+        if self.dense_model is not None and "dense" not in self.legs:
+            self.dense_model = None  # no dense leg: nothing for a dense model to do
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise RetrieverError(f"prompt_format must be one of {PROMPT_FORMATS}, not {self.prompt_format!r}")
         if self.max_tokens < 1:
             raise RetrieverError("max_tokens must be at least 1")
         if isinstance(self.sparse, dict):
@@ -54,15 +65,32 @@ class IndexSettings:
         """The index's legs in registration order (legs.py): the order every loop over them takes."""
         return tuple(name for name in leg_names() if name in self.legs)
 
+    def models(self, legs: Sequence[str] | None = None) -> frozenset[str]:
+        """The models the given legs (every leg of the index when None) need: leg.LLM, leg.DENSE_MODEL."""
+        return frozenset().union(*(leg_type(leg).models(self) for leg in (self.legs if legs is None else legs)))
+
     @property
     def needs_model(self) -> bool:
-        return any(leg_type(leg).needs_model for leg in self.legs)
+        """Whether the LLM runs: for a leg that needs its forward pass."""
+        return LLM in self.models()
+
+    @property
+    def needs_dense_model(self) -> bool:
+        return DENSE_MODEL in self.models()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["legs"] = list(self.legs)
         return data
 
+    def make_method(self) -> Method:
+        """The embedding method these settings name, with their parameters and prompt format."""
+        method = make_method(self.method, **self.method_params)
+        method.prompt_format = self.prompt_format
+        return method
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
-        return cls(**data)
+        """Indexes written before prompt_format existed were encoded with the split format, and before
+        dense_model existed their dense leg was the LLM's."""
+        return cls(**{"prompt_format": "split", "dense_model": None, **data})

@@ -28,10 +28,11 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 import torch
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from .errors import BadIndexError, RetrieverError
 from .invariance import pad_rows
-from .leg import Hits, LegContext, Part
+from .leg import LLM, Hits, LegContext, Part
 from .store import load_array, load_csr, stored_contents
 
 if TYPE_CHECKING:
@@ -39,26 +40,39 @@ if TYPE_CHECKING:
     from .store import IndexWriter
 
 WEIGHTINGS = ("relu", "log1p")
+OWN_WORDS = ("content", "all")  # a text's own tokens: its content words' pieces, or every token it has
+SPELLINGS = ("space", "bare")  # a word's pieces as mid-sentence (" word") or bare ("word", PromptReps)
+IDF = ("none", "documents", "both")  # where the corpus idf multiplies the weights
+SCORINGS = ("weighted", "paper")  # sum of w_q w_d, or the paper's sum of w_d over the query's token set
 QUERY_CHUNK = 64  # queries scored together against every document: bounds the queries x documents block
 
 
 @dataclass(frozen=True)
 class SparseConfig:
     top_k: int = 16  # aligned tokens per document (added to its own tokens when own_tokens)
-    query_top_m: int = 16  # aligned tokens added to a query's own tokens
+    query_top_m: int = 0  # aligned tokens added to a query's own tokens
     alpha: float = 0.5  # how much of u_1 to remove: e' = e - alpha (e . u_1) u_1
     final_norm: bool = True  # apply the model's final norm before W_U
     weighting: str = "log1p"  # relu(s) or log(1 + relu(s))
     own_tokens: bool = True  # documents keep the tokens they contain, as queries do
+    own_words: str = "content"  # which tokens a text contains count (OWN_WORDS): no stopwords, punctuation
+    spelling: str = "space"  # how a content word's pieces are spelled (SPELLINGS)
+    idf: str = "documents"  # the corpus idf of each token on the weights (IDF)
+    scoring: str = "weighted"  # SCORINGS; "paper": documents top-K only, queries a set of tokens
 
     @classmethod
     def from_dict(cls, data: dict) -> SparseConfig:
-        """Indexes written before own_tokens existed kept their top-K tokens only."""
-        return cls(**{"own_tokens": False, **data})
+        """Indexes written before a field existed behave as they were built: own_tokens off before it
+        existed, every token a text contains before own_words, no idf, weighted scoring."""
+        return cls(**{"own_tokens": False, "own_words": "all", "query_top_m": 16, "idf": "none", **data})
 
     def __post_init__(self):
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {self.weighting!r}")
+        for name, allowed in (("weighting", WEIGHTINGS), ("own_words", OWN_WORDS), ("spelling", SPELLINGS),
+                              ("idf", IDF), ("scoring", SCORINGS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if self.scoring == "paper" and self.own_tokens:
+            raise ValueError("paper scoring keeps a document's top-K aligned tokens only (own_tokens off)")
         if self.top_k < (0 if self.own_tokens else 1) or self.query_top_m < 0:
             raise ValueError("top_k must be >= 1 (>= 0 with own_tokens) and query_top_m >= 0")
         if not 0.0 <= self.alpha <= 1.0:
@@ -165,9 +179,16 @@ class KeyTokenProjector:
         ids, weights = self.top_tokens(lexical, self.config.top_k)
         return ragged_to_csr(list(ids), list(weights), self.vocab_size)
 
-    def queries(self, lexical: np.ndarray, own_tokens: Sequence[Sequence[int]]) -> sp.csr_matrix:
-        """Query rows: the top-M aligned tokens plus the query's own tokens."""
-        return self.with_own_tokens(lexical, own_tokens, self.config.query_top_m)
+    def queries(self, lexical: np.ndarray, own_tokens: Sequence[Sequence[int]],
+                idf: np.ndarray | None = None) -> sp.csr_matrix:
+        """Query rows: the top-M aligned tokens plus the query's own tokens; under paper scoring a set
+        (every weight 1), else weighted, times the corpus idf where the index applies it to queries."""
+        rows = self.with_own_tokens(lexical, own_tokens, self.config.query_top_m)
+        if self.config.scoring == "paper":
+            rows.data[:] = 1.0
+        elif idf is not None and self.config.idf == "both":
+            rows = with_idf(rows, idf)
+        return rows
 
     def with_own_tokens(self, lexical: np.ndarray, own_tokens: Sequence[Sequence[int]], m: int,
                         chunk: int = 64) -> sp.csr_matrix:
@@ -192,12 +213,96 @@ class KeyTokenProjector:
         return ragged_to_csr(rows_ids, rows_w, self.vocab_size)
 
 
-def own_token_ids(tokenizer, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
-    """The tokens a text contains, spelled as mid-sentence words (leading space), as W_U ranks them."""
-    spaced = [" " + t.strip() for t in texts]
-    if max_tokens is None:
-        return tokenizer(spaced, add_special_tokens=False).input_ids
-    return tokenizer(spaced, add_special_tokens=False, truncation=True, max_length=max_tokens).input_ids
+WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # NLTK's English list, as PromptReps removes
+
+
+class OwnTokens:
+    """The tokens a text contains, as its key-token row and its query keep them.
+
+    own_words "all": every token of the text spelled as mid-sentence words (a leading space, as W_U ranks
+    them). "content", PromptReps' recipe: the lowercased text's words without stopwords and punctuation,
+    each word tokenized alone and all its pieces kept, except pieces the vocabulary mask drops (single
+    characters, punctuation, stopwords). Words are tokenized once and remembered.
+    """
+
+    CACHE = 200_000  # words remembered; cleared when full (a server's queries must not grow it forever)
+
+    def __init__(self, tokenizer, config: SparseConfig):
+        self.tokenizer, self.config = tokenizer, config
+        self._pieces: dict[str, list[int]] = {}
+
+    def __call__(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
+        if self.config.own_words == "all":
+            spaced = [" " + t.strip() for t in texts]
+            cut = {} if max_tokens is None else {"truncation": True, "max_length": max_tokens}
+            return self.tokenizer(spaced, add_special_tokens=False, **cut).input_ids if spaced else []
+        words = [WORD.findall(t.lower()) for t in texts]
+        self._learn({w for ws in words for w in ws})
+        return [self._text_ids(ws, max_tokens) for ws in words]
+
+    def _learn(self, words: set[str]) -> None:
+        new = sorted(w for w in words if w not in self._pieces)
+        if not new:
+            return
+        if len(self._pieces) + len(new) > self.CACHE:
+            self._pieces.clear()
+        prefix = " " if self.config.spelling == "space" else ""
+        ids = self.tokenizer([prefix + w for w in new], add_special_tokens=False).input_ids
+        self._pieces.update(zip(new, ids, strict=True))
+
+    def words(self, text: str) -> dict[int, str]:
+        """Each own token of a text -> the word of the text (as written) it is a piece of."""
+        written = [w for w in WORD.findall(text) if w.lower() not in STOPWORDS]
+        self._learn({w.lower() for w in written})
+        pieces: dict[int, str] = {}
+        for word in written:
+            for token in self._pieces[word.lower()]:
+                pieces.setdefault(token, word)
+        return pieces
+
+    def _text_ids(self, words: list[str], max_tokens: int | None) -> list[int]:
+        """Content words' pieces within the text's token budget (every word's pieces count towards it)."""
+        kept, used = [], 0
+        for word in words:
+            pieces = self._pieces[word]
+            used += len(pieces)
+            if max_tokens is not None and used > max_tokens:
+                break
+            if word not in STOPWORDS:
+                kept.extend(pieces)
+        return kept
+
+
+def noise_token_ids(tokenizer) -> list[int]:
+    """Vocabulary tokens that carry no topic: punctuation-only, single characters, stopwords (as decoded,
+    stripped and lowercased). With own_words "content" they are neither own tokens nor expansions."""
+    vocab = len(tokenizer)
+    texts = tokenizer.batch_decode([[i] for i in range(vocab)])
+    return [i for i, text in enumerate(texts) if _is_noise(text.strip().lower())]
+
+
+def _is_noise(text: str) -> bool:
+    return len(text) < 2 or not any(c.isalnum() for c in text) or text in STOPWORDS
+
+
+def own_token_ids(tokenizer, texts: Sequence[str], max_tokens: int | None = None,
+                  config: SparseConfig | None = None) -> list[list[int]]:
+    """The tokens each text contains under config's own_words and spelling (OwnTokens)."""
+    return OwnTokens(tokenizer, config or SparseConfig(own_words="all"))(texts, max_tokens)
+
+
+def token_idf(rows: sp.csr_matrix) -> np.ndarray:
+    """BM25's idf of every vocabulary token over the document rows: log(1 + (N - df + 0.5) / (df + 0.5))."""
+    df = np.bincount(rows.indices, minlength=rows.shape[1]).astype(np.float64)
+    return np.log1p((rows.shape[0] - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def with_idf(rows: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Each row's weights times its tokens' idf."""
+    scaled = rows.copy()
+    scaled.data = (scaled.data * idf[scaled.indices]).astype(np.float32)
+    return scaled
 
 
 def ragged_to_csr(ids: list[np.ndarray], weights: list[np.ndarray], vocab_size: int) -> sp.csr_matrix:
@@ -274,6 +379,7 @@ def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
 U1 = "u1"  # u1.npy: the principal component removed before projecting, for queries as for documents
 ROWS = "sparse_rows"  # documents x vocabulary, CSR as three .npy arrays
 POSTINGS = "sparse_postings"  # its transpose, for search
+IDF_FILE = "sparse_idf"  # per-token idf over the corpus's rows, where the config applies one
 
 
 def excluded_token_ids(tokenizer) -> list[int]:
@@ -286,17 +392,23 @@ def excluded_token_ids(tokenizer) -> list[int]:
 def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = None) -> KeyTokenProjector:
     """The key-token projector in fp32 whatever the model's dtype: W_U e' is a sum over the hidden size in
     which u_1's removal cancels most of the vector, and bf16 rounding would move the token scores."""
-    return KeyTokenProjector(backbone.unembedding_fp32, backbone.float32(backbone.final_norm),
-                             excluded_token_ids(backbone.tokenizer), settings.sparse, u1)
+    excluded = excluded_token_ids(backbone.tokenizer)
+    if settings.sparse.own_words == "content":
+        excluded += _noise_ids(backbone.tokenizer)
+    return KeyTokenProjector(backbone.unembedding_fp32, backbone.float32(backbone.final_norm), excluded,
+                             settings.sparse, u1)
 
 
-def document_rows(projector: KeyTokenProjector, backbone, settings: IndexSettings, table: pa.Table,
+@functools.lru_cache(maxsize=4)
+def _noise_ids(tokenizer) -> list[int]:
+    return noise_token_ids(tokenizer)
+
+
+def document_rows(projector: KeyTokenProjector, own: OwnTokens, settings: IndexSettings, table: pa.Table,
                   residual: np.ndarray) -> sp.csr_matrix:
-    """Key-token rows of stored documents (a documents table) from their residual vectors."""
-    own = None
-    if settings.sparse.own_tokens:
-        own = own_token_ids(backbone.tokenizer, stored_contents(table), settings.max_tokens)
-    return projector.documents(projector.lexical(np.array(residual)), own)
+    """Key-token rows of stored documents (a documents table) from their residual vectors (before idf)."""
+    tokens = own(stored_contents(table), settings.max_tokens) if settings.sparse.own_tokens else None
+    return projector.documents(projector.lexical(np.array(residual)), tokens)
 
 
 def _sample(projector: KeyTokenProjector, parts: Sequence[Part]) -> np.ndarray:
@@ -317,14 +429,18 @@ class KeyTokenLeg:
 
     name: ClassVar[str] = "sparse"
     title: ClassVar[str] = "key-token leg"
-    needs_model: ClassVar[bool] = True
     explains: ClassVar[bool] = True
 
     def __init__(self, projector: KeyTokenProjector, index: SparseIndex, tokenizer,
-                 lock: threading.RLock | None = None):
-        self.projector, self.index, self.tokenizer = projector, index, tokenizer
+                 lock: threading.RLock | None = None, idf: np.ndarray | None = None):
+        self.projector, self.index, self.tokenizer, self.idf = projector, index, tokenizer, idf
+        self.own = OwnTokens(tokenizer, projector.config)
         self.lock = lock or threading.RLock()  # the backbone's: the tokenizer is shared with its encoder
         self._query_words = functools.lru_cache(maxsize=1024)(self._words_of)  # once per query, not per hit
+
+    @classmethod
+    def models(cls, settings: IndexSettings) -> frozenset[str]:
+        return frozenset({LLM})
 
     @classmethod
     def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
@@ -336,27 +452,39 @@ class KeyTokenLeg:
                 projector.fit(_sample(projector, parts))
             elif u1.shape != (backbone.hidden_size,):
                 raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
-            rows = [document_rows(projector, backbone, settings, p.documents(), p.array("residual")) for p in parts]
+            own = OwnTokens(backbone.tokenizer, settings.sparse)
+            rows = sp.vstack([document_rows(projector, own, settings, p.documents(), p.array("residual"))
+                              for p in parts], format="csr")
+            idf = token_idf(rows) if settings.sparse.idf != "none" else None
         with ctx.timing("write"):
-            return cls._write(writer, projector.u1, sp.vstack(rows, format="csr"))
+            return cls._write(writer, projector.u1, rows if idf is None else with_idf(rows, idf), idf)
 
     @classmethod
     def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
                new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        """Kept rows as stored; new documents projected with the stored u_1, so they score alike."""
+        """Kept rows as stored; new documents projected with the stored u_1, so they score alike. The idf
+        is a statistic of the whole corpus, so, like BM25's, it is measured again over the result (the kept
+        rows' stored weights divided by the old idf, then weighed by the new one)."""
         u1 = np.array(load_array(folder, U1))
-        rows = [load_csr(folder, ROWS, (len(keep), manifest["vocab_size"]))[keep]]
+        old_idf = np.array(load_array(folder, IDF_FILE)) if ctx.settings.sparse.idf != "none" else None
+        kept = load_csr(folder, ROWS, (len(keep), manifest["vocab_size"]))[keep]
+        rows = [kept if old_idf is None else with_idf(kept, 1.0 / old_idf)]
         if new is not None:
             projector = make_projector(ctx.backbone, ctx.settings, u1)
-            rows.append(document_rows(projector, ctx.backbone, ctx.settings, new.documents(), new.array("residual")))
-        return cls._write(writer, u1, sp.vstack(rows, format="csr"))
+            own = OwnTokens(ctx.backbone.tokenizer, ctx.settings.sparse)
+            rows.append(document_rows(projector, own, ctx.settings, new.documents(), new.array("residual")))
+        raw = sp.vstack(rows, format="csr")
+        idf = token_idf(raw) if old_idf is not None else None
+        return cls._write(writer, u1, raw if idf is None else with_idf(raw, idf), idf)
 
     @staticmethod
-    def _write(writer: IndexWriter, u1: np.ndarray, rows: sp.csr_matrix) -> dict[str, Any]:
+    def _write(writer: IndexWriter, u1: np.ndarray, rows: sp.csr_matrix, idf: np.ndarray | None) -> dict[str, Any]:
         index = SparseIndex(rows)
         writer.add_array(U1, u1)
         writer.add_csr(ROWS, index.doc_rows)
         writer.add_csr(POSTINGS, index.postings)
+        if idf is not None:
+            writer.add_array(IDF_FILE, idf)
         return {"u1_sha256": hashlib.sha256(u1.tobytes()).hexdigest(), "sparse_nnz": int(rows.nnz),
                 "vocab_size": int(rows.shape[1])}
 
@@ -372,6 +500,10 @@ class KeyTokenLeg:
         u1 = load_array(folder, U1)
         if u1.ndim != 1 or not np.all(np.isfinite(u1)) or abs(float(np.linalg.norm(u1)) - 1) > 1e-3:
             raise BadIndexError(f"{U1}.npy: not a finite unit vector")
+        if f"{IDF_FILE}.npy" in manifest.get("files", {}):
+            idf = load_array(folder, IDF_FILE)
+            if idf.shape != (vocab,) or not np.all(np.isfinite(idf)) or np.any(idf <= 0):
+                raise BadIndexError(f"{IDF_FILE}.npy: not {vocab} finite positive weights")
         return f"{rows.nnz} postings over {vocab} tokens; rows and postings agree; u1 is a unit vector"
 
     @classmethod
@@ -384,12 +516,14 @@ class KeyTokenLeg:
         projector = make_projector(backbone, ctx.settings, u1)
         vocab = projector.vocab_size
         index = SparseIndex(load_csr(folder, ROWS, (n, vocab)), load_csr(folder, POSTINGS, (vocab, n)))
-        return cls(projector, index, backbone.tokenizer, backbone.lock)
+        idf = np.array(load_array(folder, IDF_FILE)) if ctx.settings.sparse.idf != "none" else None
+        if idf is not None and idf.shape != (vocab,):
+            raise BadIndexError(f"{folder / (IDF_FILE + '.npy')}: shape {idf.shape}, not ({vocab},)")
+        return cls(projector, index, backbone.tokenizer, backbone.lock, idf)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         """Query rows; the caller holds the backbone's lock (the tokenizer is shared state)."""
-        own = own_token_ids(self.tokenizer, texts)
-        return self.projector.queries(self.projector.lexical(vectors.residual), own)
+        return self.projector.queries(self.projector.lexical(vectors.residual), self.own(texts), self.idf)
 
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
@@ -403,6 +537,8 @@ class KeyTokenLeg:
 
     def _words_of(self, text: str) -> dict[int, str]:
         with self.lock:
+            if self.projector.config.own_words == "content":
+                return self.own.words(text)
             return query_words(self.tokenizer, text)
 
     def _text(self, token: int) -> str:

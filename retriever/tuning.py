@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .evaluate import evaluate
-from .fusion import fuse
+from .fusion import WEIGHTED, fuse
 
 Run = dict[str, dict[str, float]]
+TIE_ORDER = ("rrf", "dbsf", "convex")  # equal scores pick the later: the plainer function
 
 
 @dataclass
@@ -48,15 +49,16 @@ def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float
 
 def tune_weights(scored: Sequence[Scored], qrels: Mapping[str, Mapping[str, int]], legs: Sequence[str],
                  step: float = 0.05, measure: str = "ndcg_cut_10") -> tuple[dict, list[dict]]:
-    """The best fusion on the tuning split: convex weights over the grid, or RRF if it measures better.
+    """The best fusion on the tuning split: convex (min-max) or DBSF weights over the grid, or RRF if it
+    measures better; a tie goes to convex, then DBSF.
 
     Returns the chosen setting and every setting tried with its score (for the report and the plot).
     """
     tried = []
-    for weights in simplex(legs, step):  # every point sums to 1
-        value = evaluate(fused_run(scored, "convex", weights), qrels, [measure])[measure]
-        tried.append({"fusion": "convex", "weights": weights, "value": value})
+    for fusion, weights in itertools.product(WEIGHTED, simplex(legs, step)):  # every point sums to 1
+        value = evaluate(fused_run(scored, fusion, weights), qrels, [measure])[measure]
+        tried.append({"fusion": fusion, "weights": weights, "value": value})
     value = evaluate(fused_run(scored, "rrf"), qrels, [measure])[measure]
     tried.append({"fusion": "rrf", "weights": None, "value": value})
-    best = max(tried, key=lambda t: (t["value"], t["fusion"] == "convex"))
+    best = max(tried, key=lambda t: (t["value"], TIE_ORDER.index(t["fusion"])))
     return best, tried

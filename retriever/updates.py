@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from .corpus import Document
-from .encoders import Encoder, EncodeStats, make_method
+from .encoders import Encoder, EncodeStats
 from .errors import InputError, RetrieverError
 from .indexer import CHUNK, Progress
 from .leg import LegContext, TablePart
@@ -33,9 +33,9 @@ from .store import IndexWriter, documents_table, exclusive, read_documents, read
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
                  upsert: bool = False, backbone=None, progress: Progress | None = None,
-                 source: str | None = None) -> dict[str, Any]:
-    """Delete ids, then append documents; returns the new manifest. The backbone is needed only to add
-    to an index with a model leg (the caller checks it is the index's model)."""
+                 source: str | None = None, dense_encoder=None) -> dict[str, Any]:
+    """Delete ids, then append documents; returns the new manifest. The backbone (the dense encoder) is
+    needed only to add to an index with a leg that needs it (the caller checks they are the index's)."""
     folder = Path(folder)
     with exclusive(folder):
         manifest = read_manifest(folder)
@@ -44,13 +44,15 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
         removed = _rows_to_remove(old.column("id").to_pylist(), delete, new, upsert, source)
         if new and settings.needs_model and backbone is None:
             raise RetrieverError("adding documents to an index with a model leg needs its model")
+        if new and settings.needs_dense_model and dense_encoder is None:
+            raise RetrieverError(f"adding documents to this index needs its dense model '{settings.dense_model}'")
         keep = np.ones(old.num_rows, dtype=bool)
         keep[sorted(removed)] = False
-        part, stats = _encode(new, settings, backbone, progress)
+        part, stats = _encode(new, settings, backbone, dense_encoder, progress)
         table = pa.concat_tables([old.filter(pa.array(keep)), documents_table(new)])
         with IndexWriter(folder) as writer:
             writer.add_documents(table)
-            context = LegContext(settings, backbone, table.num_rows)
+            context = LegContext(settings, backbone, table.num_rows, dense_encoder=dense_encoder)
             legs: dict[str, Any] = {}
             for leg in leg_types(settings.legs):
                 legs.update(leg.update(writer, folder, manifest, keep, part, table, context))
@@ -95,15 +97,16 @@ def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.
     return updated
 
 
-def _encode(new: list[Document], settings: IndexSettings, backbone,
+def _encode(new: list[Document], settings: IndexSettings, backbone, dense_encoder,
             progress: Progress | None) -> tuple[TablePart | None, EncodeStats]:
-    """The new documents with their forward-pass arrays (none without a model leg); None when none."""
+    """The new documents with their forward-pass arrays (none without a model leg; the dense leg's from
+    the trained encoder where it has one); None when none."""
     stats = EncodeStats()
     if not new:
         return None, stats
     part = TablePart(documents_table(new))
     if settings.needs_model:
-        encoder = Encoder(backbone, make_method(settings.method, **settings.method_params), settings.max_tokens)
+        encoder = Encoder(backbone, settings.make_method(), settings.max_tokens)
         dense, residual = [], []
         for start in range(0, len(new), CHUNK):
             encoded = encoder.encode([d.content for d in new[start:start + CHUNK]], on_batch=progress)
@@ -111,4 +114,7 @@ def _encode(new: list[Document], settings: IndexSettings, backbone,
             dense.append(encoded.dense)
             residual.append(encoded.residual)
         part.arrays = {"dense": np.concatenate(dense), "residual": np.concatenate(residual)}
+    if settings.needs_dense_model:
+        part.arrays["dense"] = dense_encoder.encode([d.content for d in new],
+                                                    on_batch=None if settings.needs_model else progress)
     return part, stats

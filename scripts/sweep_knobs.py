@@ -8,6 +8,10 @@
         Key-token variants (K, alpha, log1p, M, document own tokens + K expansion, pre-norm) rebuilt from a
         last-token index's stored vectors without rerunning the model over the corpus; each variant's
         sparse leg alone on train and test, and the hybrid with weights tuned on train, reported on test.
+    python scripts/sweep_knobs.py key-tokens --index INDEX [--data DIR] [--variants A,B] [--out FILE]
+        The key-token leg's own-token recipe (content words as PromptReps keeps them, spelled with or
+        without a leading space), an idf factor, K / M / alpha, and the paper's scoring, over the stored
+        vectors of an index built with the default key-token leg (before this change).
     python scripts/sweep_knobs.py query-prompt --index INDEX [--data DIR]
         Separate query prompts against a PromptEOL document index (queries re-encoded, documents reused),
         with the default key-token leg.
@@ -33,7 +37,17 @@ from retriever.corpus import read_corpus
 from retriever.encoders import Encoder
 from retriever.encoders.pooling import HiddenStatePooling
 from retriever.evaluate import retrieval_measures
-from retriever.sparse import KeyTokenLeg, SparseConfig, SparseIndex, first_component, own_token_ids
+from retriever.sparse import (
+    KeyTokenLeg,
+    OwnTokens,
+    SparseConfig,
+    SparseIndex,
+    first_component,
+    make_projector,
+    own_token_ids,
+    token_idf,
+    with_idf,
+)
 from retriever.tuning import Scored, fused_run, tune_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,23 +108,31 @@ SPARSE_VARIANTS = {  # name -> (changes to the index's stored SparseConfig, pre-
 }
 
 
-def recover_lexical(searcher, folder: Path) -> np.ndarray:
+def recover_lexical(searcher, folder: Path, contents: list[str] | None = None) -> np.ndarray:
     """Each document's vector as the vocabulary saw it, from the index alone.
 
     A last-token index stores the final-normed vector at unit length; the projection is linear, so one
-    stored weight per document gives back its length. Checked against every stored row before use.
+    stored weight per document gives back its length: its largest weight, which is always its own aligned
+    score (relu, or log1p inverted), whether the token is an expansion or one of its own. Checked against
+    every stored row before use (contents: the documents' texts, for an index with own tokens).
     """
     sparse = searcher.leg("sparse")
-    if sparse.projector.config.own_tokens or searcher.settings.method_params.get("layer") is not None:
-        raise SystemExit(f"{folder}: needs a last-layer last-token index built with --no-own-tokens "
+    config = sparse.projector.config
+    if searcher.settings.method_params.get("layer") is not None or searcher.settings.dense_model \
+            or config.idf != "none" or (config.own_tokens and contents is None):
+        raise SystemExit(f"{folder}: needs a last-layer last-token index without idf or a dense model "
                          "(scripts/bench_quality.py --only prompteol-512 builds one)")
     unit = np.array(searcher.leg("dense").index.vectors, dtype=np.float32)
     rows = sparse.index.doc_rows
     scores = sparse.projector.token_scores(unit).numpy()
-    first = rows.indptr[:-1]
-    length = rows.data[first] / scores[np.arange(len(unit)), rows.indices[first]]
+    top = np.array([rows.indptr[r] + int(np.argmax(rows.data[rows.indptr[r]:rows.indptr[r + 1]]))
+                    for r in range(rows.shape[0])])
+    raw = np.expm1(rows.data[top]) if config.weighting == "log1p" else rows.data[top]
+    length = raw / scores[np.arange(len(unit)), rows.indices[top]]
     lexical = unit * length[:, None]
-    check = sparse.projector.documents(lexical)
+    own = OwnTokens(searcher.backbone.tokenizer, config)(contents, searcher.settings.max_tokens) \
+        if config.own_tokens else None
+    check = sparse.projector.documents(lexical, own)
     if abs(check - rows).max() >= 1e-3 * rows.data.max():  # a check, not an assert: python -O must not skip it
         raise SystemExit(f"{folder}: the stored key-token rows are not reproduced; not a last-token index")
     return lexical
@@ -219,6 +241,81 @@ def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
     print(markdown(lines, "variant"))
 
 
+# The key-token sweep's base: the engine's key-token leg before this sweep, with content words' pieces
+KEY_TOKEN_BASE = SparseConfig(top_k=16, query_top_m=16, alpha=0.5, final_norm=True, weighting="log1p",
+                              own_tokens=True, own_words="content", spelling="space", idf="none", scoring="weighted")
+KEY_TOKEN_VARIANTS = {  # name -> changes to KEY_TOKEN_BASE
+    "all own tokens spaced K16 (before)": {"own_words": "all"},
+    "content spaced K16": {"top_k": 16},
+    "content bare K16": {"spelling": "bare", "top_k": 16},
+    "content spaced K16 idf-documents": {"idf": "documents", "top_k": 16},
+    "content spaced K16 idf-both": {"idf": "both", "top_k": 16},
+    "content bare K16 idf-documents": {"spelling": "bare", "idf": "documents", "top_k": 16},
+    "content bare K16 idf-both": {"spelling": "bare", "idf": "both", "top_k": 16},
+    "content spaced K0": {"top_k": 0},
+    "content spaced K64": {"top_k": 64},
+    "content spaced K16 M0": {"top_k": 16, "query_top_m": 0},
+    "content spaced K16 M64": {"top_k": 16, "query_top_m": 64},
+    "content spaced K16 alpha1": {"top_k": 16, "alpha": 1.0},
+    "all own tokens spaced K0": {"own_words": "all", "top_k": 0},
+    "content bare K0": {"spelling": "bare", "top_k": 0},
+    "content spaced K0 M0": {"top_k": 0, "query_top_m": 0},
+    "content spaced K0 M4": {"top_k": 0, "query_top_m": 4},
+    "content spaced K0 M64": {"top_k": 0, "query_top_m": 64},
+    "content spaced K0 idf-documents": {"top_k": 0, "idf": "documents"},
+    "content spaced K0 idf-both": {"top_k": 0, "idf": "both"},
+    "content spaced K0 relu": {"top_k": 0, "weighting": "relu"},
+    "content spaced K0 alpha0": {"top_k": 0, "alpha": 0.0},
+    "content spaced K0 alpha1": {"top_k": 0, "alpha": 1.0},
+    "content spaced K16 M0 idf-documents": {"top_k": 16, "query_top_m": 0, "idf": "documents"},
+    "content bare K16 M0": {"spelling": "bare", "top_k": 16, "query_top_m": 0},
+    "all own tokens spaced K16 M0": {"own_words": "all", "top_k": 16, "query_top_m": 0},
+    "content spaced K32 M0": {"top_k": 32, "query_top_m": 0},
+    "content spaced K8 M0": {"top_k": 8, "query_top_m": 0},
+    "paper K16 M16": {"scoring": "paper", "own_tokens": False, "top_k": 16},
+    "paper K64 M16": {"scoring": "paper", "own_tokens": False, "top_k": 64},
+    "paper K128 M16": {"scoring": "paper", "own_tokens": False, "top_k": 128},
+    "paper K128 M64": {"scoring": "paper", "own_tokens": False, "top_k": 128, "query_top_m": 64},
+    "paper K256 M16 all-own-words": {"scoring": "paper", "own_tokens": False, "top_k": 256, "own_words": "all"},
+}
+
+
+def key_token_leg(searcher, lexical_docs: np.ndarray, contents: list[str], queries: dict, config: SparseConfig):
+    """A key-token leg under config over the recovered document vectors, built by the engine's own code
+    (projector, own tokens, idf) with the index's u_1; and each split's query rows."""
+    stored = searcher.leg("sparse")
+    settings = dataclasses.replace(searcher.settings, sparse=config)
+    projector = make_projector(searcher.backbone, settings, stored.projector.u1)
+    own = OwnTokens(searcher.backbone.tokenizer, config)
+    doc_rows = projector.documents(lexical_docs, own(contents, settings.max_tokens) if config.own_tokens else None)
+    idf = token_idf(doc_rows) if config.idf != "none" else None
+    doc_rows = doc_rows if idf is None else with_idf(doc_rows, idf)
+    query_rows = {split: projector.queries(lexical, own(texts), idf) for split, (lexical, texts) in queries.items()}
+    leg = KeyTokenLeg(projector, SparseIndex(doc_rows), stored.tokenizer, stored.lock, idf)
+    return leg, query_rows
+
+
+def sweep_key_tokens(data: Path, index_dir: Path, variants: list[str], out: Path | None) -> None:
+    """The key-token leg's own-token recipe, idf and the paper's scoring, over one index's stored vectors."""
+    searcher = Retriever.load(index_dir).searcher
+    contents = [d.content for d in read_corpus(corpus_file(data))]
+    lexical_docs = recover_lexical(searcher, index_dir, contents)
+    splits = {name: read_split(data, name) for name in ("train", "test")}
+    queries, base = encode_queries(searcher, splits)
+    queries = {name: (queries[name][0], list(split.queries.values())) for name, split in splits.items()}
+    lines = []
+    for variant in variants:
+        config = dataclasses.replace(KEY_TOKEN_BASE, **KEY_TOKEN_VARIANTS[variant])
+        leg, query_rows = key_token_leg(searcher, lexical_docs, contents, queries, config)
+        line = {"variant": variant, "nnz_per_doc": round(leg.index.doc_rows.nnz / len(leg.index), 1),
+                **measure_variant(searcher.with_leg("sparse", leg), splits, base, query_rows)}
+        lines.append(line)
+        print(json.dumps(line), flush=True)
+        if out:
+            out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    print(markdown(lines, "variant"))
+
+
 QUERY_PROMPTS = (  # documents keep the PromptEOL prompt the index was built with
     'This sentence : "{text}" means in one word:"',
     'This query : "{text}" means in one word:"',
@@ -246,7 +343,8 @@ def sweep_query_prompt(data: Path, index_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("knob", choices=["bm25", "query-m", "sparse", "query-prompt"])
+    parser.add_argument("knob", choices=["bm25", "query-m", "sparse", "query-prompt", "key-tokens"])
+    parser.add_argument("--out", type=Path, help="for key-tokens: write the JSON lines here as they come")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
     parser.add_argument("--split", default="train")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sweep"))
@@ -259,6 +357,9 @@ def main() -> None:
         parser.error(f"{args.knob} needs --index")
     elif args.knob == "sparse":
         sweep_sparse(args.data, args.index, args.variants.split(",") if args.variants else list(SPARSE_VARIANTS))
+    elif args.knob == "key-tokens":
+        names = args.variants.split(",") if args.variants else list(KEY_TOKEN_VARIANTS)
+        sweep_key_tokens(args.data, args.index, names, args.out)
     elif args.knob == "query-prompt":
         sweep_query_prompt(args.data, args.index)
     else:

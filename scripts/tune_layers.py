@@ -1,13 +1,15 @@
-"""Layer choices per model, measured on STS-B dev (Spearman x100), checked on SICK-R dev.
+"""Layer choices per model, chosen on STS-B train (Spearman x100), checked on SICK-R dev, reported on STS-B dev.
 
-    python scripts/tune_layers.py [--models smollm2-135m,gemma3-270m] [--tune FILE] [--check FILE]
+    python scripts/tune_layers.py [--models smollm2-135m,gemma3-270m] [--tune FILE] [--sample N]
+        [--check FILE] [--report FILE] [--methods ...]
 
 One forward pass per model and method captures every layer at once: the output layer of `prompteol`
 (or `cot`, `ke`, `mean`, `last`), and each single layer's contribution to `va` and `aligned-wva` (both
 are sums over their layer set, so any contiguous set is a sum of those). Token Prepending needs a pass
 per (start, exit) pair; each pass also captures every output layer. Prints one JSON line per setting and
-a Markdown summary: the best setting on STS-B dev against the generic default, adopted as the model's
-default only when SICK-R dev does not disagree (so one dev set's noise does not move a default).
+a Markdown summary: the best setting on the tuning file (STS-B train, or a seeded sample of it) against the
+generic default, adopted as the model's default only when SICK-R dev does not disagree (so one set's noise
+does not move a default); STS-B dev is reported beside it and never chosen on.
 """
 
 from __future__ import annotations
@@ -88,11 +90,24 @@ def layer_sets(n: int) -> list[tuple[int, int]]:
 
 
 METHODS = ("prompteol", "tp-prompteol", "va", "aligned-wva")
+TP_EXITS = (4 / 32, 7 / 32, 14 / 32)  # exit layers as fractions of the depth (the paper's is 7 of 32)
 
 
-def tune_model(model: str, tune_file: Path, check_file: Path, methods=METHODS) -> list[dict]:
+def sample_pairs(pairs, size: int, seed: int = 0):
+    """A seeded sample of an STS file's pairs (all of them when size is 0 or larger than the file)."""
+    first, second, gold = pairs
+    if not size or size >= len(gold):
+        return pairs
+    keep = np.sort(np.random.default_rng(seed).choice(len(gold), size, replace=False))
+    return [first[i] for i in keep], [second[i] for i in keep], np.asarray(gold)[keep]
+
+
+def tune_model(model: str, tune_file: Path, check_file: Path, methods=METHODS, sample: int = 0,
+               report: Path | None = None) -> list[dict]:
     backbone = load_backbone(model)
-    data = {name: read_sts(f) for name, f in (("tune", tune_file), ("check", check_file))}
+    data = {"tune": sample_pairs(read_sts(tune_file), sample), "check": read_sts(check_file)}
+    if report is not None:
+        data["report"] = read_sts(report)
     sentences = list(dict.fromkeys(s for first, second, _ in data.values() for s in first + second))
     index = {s: i for i, s in enumerate(sentences)}
     n, out = backbone.num_layers, []
@@ -105,7 +120,7 @@ def tune_model(model: str, tune_file: Path, check_file: Path, methods=METHODS) -
 
     for method in [m for m in methods if m not in ("va", "aligned-wva")]:
         grid = [{}] if not method.startswith("tp-") else [
-            {"tp_start": s, "tp_exit": e} for s, e in ((1, round(n * f)) for f in (4 / 32, 7 / 32, 14 / 32))
+            {"tp_start": s, "tp_exit": e} for s, e in ((1, round(n * f)) for f in TP_EXITS)
         ] + [{"tp_start": 2, "tp_exit": round(n * 7 / 32)}]
         for params in grid:
             for layer, vectors in enumerate(per_layer(backbone, method, sentences, **params), start=1):
@@ -121,14 +136,16 @@ def generic(method: str, n: int) -> dict:
     """The parameters a method gets on a model with no measured entry (encoders/defaults.py)."""
     if method in ("va", "aligned-wva"):
         return {"layers": f"{n - n // 2}-{n - 1}" if method == "va" else f"0-{n - 1}"}
-    tp = {"tp_start": 1, "tp_exit": max(1, round(n * 7 / 32))} if method.startswith("tp-") else {}
-    return {**tp, "layer": n}
+    if method.startswith("tp-"):  # the paper's early exit (encoders/prepending.py)
+        layer = round(n * 27 / 32) if method == "tp-prompteol" else n - 1
+        return {"tp_start": 1, "tp_exit": max(1, round(n * 7 / 32)), "layer": layer}
+    return {"layer": n}
 
 
 def summary(rows: list[dict], layers: dict[str, int]) -> None:
-    """Best on STS-B dev against the generic default; adopted only if SICK-R dev does not disagree."""
-    print("\n| model | method | generic: params, STS-B dev, SICK-R dev | best on STS-B dev: params, STS-B dev, "
-          "SICK-R dev | adopted |\n|---|---|---|---|---|")
+    """Best on the tuning file against the generic default; adopted only if SICK-R dev does not disagree."""
+    print("\n| model | method | generic: params, STS-B train, SICK-R dev, STS-B dev | best on STS-B train: params, "
+          "STS-B train, SICK-R dev, STS-B dev | adopted |\n|---|---|---|---|---|")
     for model in dict.fromkeys(r["model"] for r in rows):
         for method in dict.fromkeys(r["method"] for r in rows):
             mine = [r for r in rows if r["model"] == model and r["method"] == method]
@@ -143,14 +160,17 @@ def summary(rows: list[dict], layers: dict[str, int]) -> None:
 
 
 def _cell(row: dict) -> str:
-    return f"{json.dumps(row['params'])}, {row['tune']:.2f}, {row['check']:.2f}"
+    report = f", {row['report']:.2f}" if "report" in row else ""
+    return f"{json.dumps(row['params'])}, {row['tune']:.2f}, {row['check']:.2f}{report}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2-135m,gemma3-270m")
-    parser.add_argument("--tune", type=Path, default=STS / "stsb/dev.tsv")
+    parser.add_argument("--tune", type=Path, default=STS / "stsb/train.tsv")
+    parser.add_argument("--sample", type=int, default=0, help="a seeded sample of this many --tune pairs")
     parser.add_argument("--check", type=Path, default=STS / "sickr/dev.tsv")
+    parser.add_argument("--report", type=Path, help="a file reported beside, never chosen on (e.g. STS-B dev)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="any of prompteol, cot, ke, metaeol, mean, last, tp-<prompt method>, va, aligned-wva")
     parser.add_argument("--json", type=Path)
@@ -160,7 +180,7 @@ def main() -> None:
         rows = [json.loads(line) for line in args.from_log.read_text().splitlines() if line.startswith("{")]
     else:
         rows = [r for model in args.models.split(",")
-                for r in tune_model(model, args.tune, args.check, args.methods.split(","))]
+                for r in tune_model(model, args.tune, args.check, args.methods.split(","), args.sample, args.report)]
     summary(rows, {model: load_backbone(model).num_layers for model in dict.fromkeys(r["model"] for r in rows)})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

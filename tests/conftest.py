@@ -39,17 +39,25 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def tier_guard(request, monkeypatch):
-    """Within this process: no model at all in unit/, no preset (the real weights) in tiny/."""
+    """Within this process: no model at all in unit/, no preset (the real weights) in tiny/ (where a new
+    index's dense leg is the tiny LLM's own: tests/tiny/conftest.py)."""
     import retriever.backbones as backbones
+    import retriever.sentence as sentence
 
-    tier, resolve = _tier(request.node), backbones.resolve
+    tier, resolve, locate = _tier(request.node), backbones.resolve, sentence.locate
 
     def guarded(spec, *args, **kwargs):
         if tier == "unit" or (tier == "tiny" and spec in backbones.PRESETS):
             pytest.fail(f"a {tier} test loaded the model {spec!r}: move it to the tier it needs")
         return resolve(spec, *args, **kwargs)
 
+    def guarded_dense(spec):
+        if tier == "unit" or (tier == "tiny" and spec in sentence.SENTENCE_PRESETS):
+            pytest.fail(f"a {tier} test loaded the dense model {spec!r}: move it to the tier it needs")
+        return locate(spec)
+
     monkeypatch.setattr(backbones, "resolve", guarded)
+    monkeypatch.setattr(sentence, "locate", guarded_dense)
 
 
 def pytest_report_header():

@@ -32,8 +32,11 @@ def words(text: str) -> list[str]:
 class TitleLeg:
     name: ClassVar[str] = "title"
     title: ClassVar[str] = "title leg"
-    needs_model: ClassVar[bool] = False
     explains: ClassVar[bool] = True
+
+    @classmethod
+    def models(cls, settings) -> frozenset[str]:
+        return frozenset()
 
     def __init__(self, vocabulary: list[str], index: SparseIndex):
         self.vocabulary, self.index = vocabulary, index

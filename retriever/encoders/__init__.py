@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import RetrieverError
-from .base import BatchInfo, Capture, Method
+from .base import PROMPT_FORMATS, BatchInfo, Capture, Method
+from .chat import ChatPromptPooling
 from .defaults import defaults_for
 from .forward import Encoder, EncodeStats
 from .pooling import HiddenStatePooling
@@ -19,6 +20,14 @@ from .values import AlignedWeightedValues, ValueAggregation
 
 DEFAULT_METHOD = "prompteol"
 EOL = (PROMPTS["prompteol"],)
+PROMPT_SETS = {**{name: (template,) for name, template in PROMPTS.items()}, "metaeol": METAEOL_TEMPLATES}
+
+
+def _prompt_set(prompt: str) -> tuple[str, ...]:
+    if prompt not in PROMPT_SETS:
+        raise ValueError(f"prompt must be one of {list(PROMPT_SETS)}, not {prompt!r}")
+    return PROMPT_SETS[prompt]
+
 
 METHODS: dict[str, tuple[str, Callable[..., Method]]] = {
     "prompteol": ("PromptEOL prompt, last token",
@@ -29,15 +38,18 @@ METHODS: dict[str, tuple[str, Callable[..., Method]]] = {
            lambda layer=None: HiddenStatePooling("ke", "last", (PROMPTS["ke"],), layer)),
     "metaeol": ("MetaEOL: mean of 8 task prompts' last tokens (8 forward passes per text)",
                 lambda layer=None: HiddenStatePooling("metaeol", "last", METAEOL_TEMPLATES, layer)),
+    "promptreps": ("PromptReps: 'use one most important word to represent the passage' through the instruct "
+                   "model's chat template, the answer begun; last token",
+                   lambda layer=None: ChatPromptPooling("promptreps", layer)),
     "mean": ("mean of the hidden states over the text's tokens, no prompt",
              lambda layer=None: HiddenStatePooling("mean", "mean", (None,), layer)),
     "last": ("last token's hidden state, no prompt",
              lambda layer=None: HiddenStatePooling("last", "last", (None,), layer)),
     "va": ("Value Aggregation: value projections, mean over tokens and a layer set, no prompt",
            lambda layers="last-half", tokens="all": ValueAggregation(layers, tokens)),
-    "aligned-wva": ("Aligned weighted values: attention outputs at the last token of the PromptEOL prompt, "
-                    "summed over a layer set",
-                    lambda layers="all": AlignedWeightedValues(layers, EOL)),
+    "aligned-wva": ("Aligned weighted values: attention outputs at the last token of a prompt (PromptEOL's; "
+                    "prompt=cot, ke or metaeol), summed over a layer set",
+                    lambda layers="all", prompt="prompteol": AlignedWeightedValues(layers, _prompt_set(prompt))),
 }
 PROMPT_METHODS = ("prompteol", "cot", "ke", "metaeol", "aligned-wva")
 
@@ -67,5 +79,5 @@ def make_method(name: str, **params: Any) -> Method:
         raise RetrieverError(f"bad parameters for method '{name}': {exc}") from None
 
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "BatchInfo", "Capture", "EncodeStats", "Encoder", "Method",
+__all__ = ["DEFAULT_METHOD", "METHODS", "PROMPT_FORMATS", "BatchInfo", "Capture", "EncodeStats", "Encoder", "Method",
            "defaults_for", "make_method", "method_names"]

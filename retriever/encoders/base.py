@@ -10,11 +10,13 @@ encoders/__init__.py.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .prompts import normalize, normalize_split
 
 
 class StopForward(Exception):
@@ -36,7 +38,18 @@ class BatchInfo:
     mask: torch.Tensor  # (batch, width) 1 for real tokens
     text_mask: torch.Tensor  # (batch, width) 1 for the text's own tokens (not prompt, not padding)
     first: torch.Tensor  # (batch,) column of each row's first real token
-    prefix_len: int  # prompt tokens before the text
+    marks: torch.Tensor | None = None  # (batch,) column of each row's marked token (Wrapped.mark), if any
+
+
+@dataclass
+class Wrapped:
+    """One model input: token ids, the span [start, end) of the text's own tokens in them, and a position
+    a method marks for its hooks (Token Prepending's placeholder)."""
+
+    ids: list[int]
+    start: int
+    end: int
+    mark: int | None = None
 
 
 def special_prefix(tokenizer, text: str) -> list[int]:
@@ -50,14 +63,51 @@ def special_prefix(tokenizer, text: str) -> list[int]:
 
 
 def split_template(template: str) -> tuple[str, str]:
-    """Prefix and suffix around {text}, tokenized apart so a long text can be cut without losing the suffix."""
+    """The prompt before and after {text}."""
     if template.count("{text}") != 1:
         raise ValueError(f"a prompt template needs exactly one {{text}}: {template!r}")
     prefix, suffix = template.split("{text}")
     return prefix, suffix
 
 
+def tokenize_whole(tokenizer, prefix: str, texts: Sequence[str], suffix: str, lead: list[int],
+                   whole: bool = True) -> list[Wrapped]:
+    """Each text inside its prompt tokenized as one string, as the papers feed it (a text's last '.' and
+    the closing quote become one token where the vocabulary has '."'), after lead (ids put before it).
+
+    The text's span is the tokens that overlap its characters. whole=False (the split prompt format), or a
+    tokenizer without character offsets (a slow one), tokenizes prompt and text apart instead.
+    """
+    strings = [prefix + t + suffix for t in texts]
+    if not strings:
+        return []
+    if not whole:
+        return _tokenize_apart(tokenizer, prefix, texts, suffix, lead)
+    try:
+        encoded = tokenizer(strings, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:
+        return _tokenize_apart(tokenizer, prefix, texts, suffix, lead)
+    out = []
+    for text, ids, offsets in zip(texts, encoded.input_ids, encoded.offset_mapping, strict=True):
+        low, high = len(prefix), len(prefix) + len(text)
+        inside = [i for i, (s, e) in enumerate(offsets) if s < high and e > low]
+        start, end = (inside[0], inside[-1] + 1) if inside else (len(ids), len(ids))
+        out.append(Wrapped(lead + ids, len(lead) + start, len(lead) + end))
+    return out
+
+
+def _tokenize_apart(tokenizer, prefix: str, texts: Sequence[str], suffix: str, lead: list[int]) -> list[Wrapped]:
+    before = lead + (tokenizer(prefix, add_special_tokens=False).input_ids if prefix else [])
+    after = tokenizer(suffix, add_special_tokens=False).input_ids if suffix else []
+    bodies = tokenizer(list(texts), add_special_tokens=False).input_ids
+    return [Wrapped(before + b + after, len(before), len(before) + len(b)) for b in bodies]
+
+
 Result = Callable[[], Capture]
+# "published": the papers' normalisation, the whole prompt tokenized as one string, TP's early exit.
+# "split": how indexes were encoded before (prompt and text tokenized apart, " replaced before the "." rule,
+# no ? rule, TP reading the last layer): kept so those indexes encode queries exactly as their documents.
+PROMPT_FORMATS = ("published", "split")
 
 
 class Method(ABC):
@@ -65,10 +115,16 @@ class Method(ABC):
 
     name: str
     templates: tuple[str | None, ...] = (None,)  # one forward pass per template, vectors averaged
+    prompt_format: str = "published"  # PROMPT_FORMATS
 
     @abstractmethod
     def parameters(self) -> dict[str, Any]:
         """Everything that changes the vectors: recorded in the index manifest and checked on load."""
+
+    def resolve(self, num_layers: int) -> None:
+        """Turn defaults that depend on the model's depth into numbers, so parameters() records the layers
+        the vectors came from (an index stores them, not None). Nothing to resolve by default."""
+        return None
 
     @abstractmethod
     def layers_needed(self, num_layers: int) -> int:
@@ -83,12 +139,18 @@ class Method(ABC):
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         """Register hooks for one batch; return the handles and a callable giving the batch's Capture."""
 
-    def prompt_ids(self, tokenizer, template: str | None) -> tuple[list[int], list[int]]:
-        """Token ids before and after the text for one template."""
+    def normalize(self, text: str) -> str:
+        """A text as the method's papers feed it into their prompt (prompts.normalize); as is without one."""
+        if self.templates[0] is None:
+            return text
+        return normalize(text) if self.prompt_format == "published" else normalize_split(text)
+
+    def wrap(self, tokenizer, template: str | None, texts: Sequence[str]) -> list[Wrapped]:
+        """Model inputs for texts (already normalised and cut to the budget) under one template: the whole
+        prompt tokenized as one string, after the tokens the tokenizer puts before any text (a BOS)."""
         prefix, suffix = split_template(template) if template else ("", "")
-        prefix_ids = special_prefix(tokenizer, prefix or "a") + tokenizer(prefix, add_special_tokens=False).input_ids
-        suffix_ids = tokenizer(suffix, add_special_tokens=False).input_ids if suffix else []
-        return prefix_ids, suffix_ids
+        return tokenize_whole(tokenizer, prefix, texts, suffix, special_prefix(tokenizer, prefix or "a"),
+                              whole=self.prompt_format == "published")
 
 
 def resolve_layers(spec: str | list[int] | tuple[int, ...], num_layers: int) -> list[int]:

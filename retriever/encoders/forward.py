@@ -1,7 +1,8 @@
 """Run a method over texts: tokenize inside the token budget, batch by length, one forward pass per batch.
 
 Texts are cut to the budget before the prompt is wrapped around them, so the prompt's end (which is what
-the last token reads) always survives. Batches are sorted by length and sized by a padded-token budget:
+the last token reads) always survives; then the whole prompt is tokenized as one string (Method.wrap).
+Batches are sorted by length and sized by a padded-token budget:
 on a CPU the matrix units are the limit, and padding is work thrown away.
 """
 
@@ -15,8 +16,7 @@ import numpy as np
 import torch
 
 from ..invariance import padded_width
-from .base import BatchInfo, Capture, Method, StopForward
-from .prompts import normalize
+from .base import BatchInfo, Capture, Method, StopForward, Wrapped
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Prepared:
     """Texts tokenized within the budget, ready for the forward pass: made ahead of it by a read-ahead thread."""
 
     texts: int
-    bodies: list[list[int]]
+    inputs: list[list[Wrapped]]  # per prompt of the method, per text
     truncated: int
     seconds: float
 
@@ -69,43 +69,38 @@ class Encoder:
         tokens, texts = self.CPU_BATCH if backbone.device.type == "cpu" else self.GPU_BATCH
         batch_tokens, max_batch = batch_tokens or tokens, max_batch or texts
         method.check(backbone)  # a model without the parts the method hooks fails here, by name
+        method.resolve(backbone.num_layers)  # defaults that depend on the depth become numbers, stored as such
         self.backbone, self.method = backbone, method
         self.max_tokens, self.batch_tokens = max_tokens, batch_tokens
         self.max_batch = 1 if backbone.batching == "single" else max_batch
-        self.prompts = [method.prompt_ids(backbone.tokenizer, t) for t in method.templates]
         tok = backbone.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
 
-    @property
-    def prefix_ids(self) -> list[int]:
-        return self.prompts[0][0]
-
-    @property
-    def suffix_ids(self) -> list[int]:
-        return self.prompts[0][1]
-
-    def bodies(self, texts: Sequence[str], tokenizer=None) -> tuple[list[list[int]], int]:
-        """Each text's own token ids within the budget, and how many texts were cut.
+    def cut(self, texts: Sequence[str], tokenizer=None) -> tuple[list[str], int]:
+        """Each text within the token budget (cut at a token boundary, then normalised as the prompt papers
+        do where the method has a prompt), and how many texts were cut.
 
         tokenizer: a private copy for a thread that tokenizes while another runs the model (a fast
         tokenizer's truncation setting is shared state); the backbone's own by default.
         """
-        prepared = [normalize(t) if self.method.templates[0] else t for t in texts]
         tokenizer = tokenizer or self.backbone.tokenizer
-        bodies = tokenizer(prepared, add_special_tokens=False).input_ids if prepared else []
-        truncated = sum(len(b) > self.max_tokens for b in bodies)
-        return [b[: self.max_tokens] for b in bodies], truncated
+        split = self.method.prompt_format == "split"  # which normalised the text first, then cut its tokens
+        texts = [self.method.normalize(t) for t in texts] if split else list(texts)
+        ids = tokenizer(texts, add_special_tokens=False).input_ids if texts else []
+        long = [i for i, x in enumerate(ids) if len(x) > self.max_tokens]
+        for i in long:
+            texts[i] = _prefix_of(tokenizer, texts[i], ids[i], self.max_tokens)
+        return (texts if split else [self.method.normalize(t) for t in texts]), len(long)
 
-    def wrap(self, bodies: Sequence[list[int]], prompt: int = 0) -> list[list[int]]:
-        """Model inputs: each text's ids inside one of the method's prompts."""
-        prefix, suffix = self.prompts[prompt]
-        return [prefix + b + suffix for b in bodies]
+    def wrapped(self, texts: Sequence[str], prompt: int = 0, tokenizer=None) -> list[Wrapped]:
+        """Model inputs for texts under one of the method's prompts (cut and normalised first)."""
+        return self.method.wrap(tokenizer or self.backbone.tokenizer, self.method.templates[prompt],
+                                self.cut(texts, tokenizer)[0])
 
     def token_ids(self, texts: Sequence[str], prompt: int = 0) -> tuple[list[list[int]], int]:
-        """Model inputs for each text with one of the method's prompts, and how many were cut."""
-        bodies, truncated = self.bodies(texts)
-        return self.wrap(bodies, prompt), truncated
+        """Model input ids for each text with one of the method's prompts, and how many were cut."""
+        return [w.ids for w in self.wrapped(texts, prompt)], self.cut(texts)[1]
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group text indices longest first so each batch pads little and stays within the token budget."""
@@ -119,23 +114,27 @@ class Encoder:
                 groups.append([i])
         return groups
 
-    def forward(self, inputs: Sequence[list[int]], prompt: int = 0) -> Capture:
+    def forward(self, inputs: Sequence[Wrapped]) -> Capture:
         """One left-padded forward pass; returns the method's Capture for these inputs."""
         # Padded to a row count the BLAS rounds alike (invariance.py): attention ignores padding.
-        width = max(len(ids) for ids in inputs)
+        width = max(len(w.ids) for w in inputs)
         if self.backbone.batching == "rowwise":
             width = padded_width(len(inputs), width)
-        prefix, suffix = (len(x) for x in self.prompts[prompt])
         ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)
         text_mask = torch.zeros((len(inputs), width), dtype=torch.long)
-        for row, seq in enumerate(inputs):
-            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq):] = 1
-            text_mask[row, width - len(seq) + prefix: width - suffix] = 1
+        for row, w in enumerate(inputs):
+            first = width - len(w.ids)
+            ids[row, first:] = torch.tensor(w.ids, dtype=torch.long)
+            mask[row, first:] = 1
+            text_mask[row, first + w.start: first + w.end] = 1
+        marks = None
+        if inputs[0].mark is not None:
+            marks = torch.tensor([width - len(w.ids) + w.mark for w in inputs], dtype=torch.long)
         device = self.backbone.device
         ids, mask = ids.to(device), mask.to(device)
-        batch = BatchInfo(mask, text_mask.to(device), (width - mask.sum(1)), prefix)
+        batch = BatchInfo(mask, text_mask.to(device), (width - mask.sum(1)),
+                          None if marks is None else marks.to(device))
         # Positions count real tokens only, so a text gets the same embedding alone or in a padded batch.
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
         handles, result = self.method.attach(self.backbone, batch)
@@ -156,8 +155,10 @@ class Encoder:
     def prepare(self, texts: Sequence[str], tokenizer=None) -> Prepared:
         """Tokenize texts for encode(); safe beside a running encode() when given a private tokenizer."""
         started = time.perf_counter()
-        bodies, truncated = self.bodies(texts, tokenizer)
-        return Prepared(len(texts), bodies, truncated, time.perf_counter() - started)
+        tokenizer = tokenizer or self.backbone.tokenizer
+        cut, truncated = self.cut(texts, tokenizer)
+        inputs = [self.method.wrap(tokenizer, template, cut) for template in self.method.templates]
+        return Prepared(len(texts), inputs, truncated, time.perf_counter() - started)
 
     def encode(self, texts: Sequence[str] | Prepared,
                on_batch: Callable[[int, int], None] | None = None) -> Encoded:
@@ -169,26 +170,35 @@ class Encoder:
             return self._encode(texts if isinstance(texts, Prepared) else self.prepare(texts), on_batch)
 
     def _encode(self, prepared: Prepared, on_batch: Callable[[int, int], None] | None) -> Encoded:
-        bodies = prepared.bodies
         stats = EncodeStats(texts=prepared.texts, truncated=prepared.truncated, tokenize_seconds=prepared.seconds)
         started = time.perf_counter()
         hidden = self.backbone.hidden_size
-        if not bodies:
+        if prepared.texts == 0:
             return Encoded(np.zeros((0, hidden), np.float32), np.zeros((0, hidden), np.float32), stats)
         dense = residual = None
-        for p in range(len(self.prompts)):
-            inputs = self.wrap(bodies, p)
-            for group in self.batches([len(x) for x in inputs]):
-                capture = self.forward([inputs[i] for i in group], prompt=p)
+        prompts = len(prepared.inputs)
+        for p, inputs in enumerate(prepared.inputs):
+            for group in self.batches([len(w.ids) for w in inputs]):
+                capture = self.forward([inputs[i] for i in group])
                 if dense is None:
                     dense = np.zeros((len(inputs), capture.dense.shape[1]), np.float32)
                     residual = np.zeros((len(inputs), capture.residual.shape[1]), np.float32)
-                dense[group] += capture.dense.cpu().numpy() / len(self.prompts)
-                residual[group] += capture.residual.cpu().numpy() / len(self.prompts)
-                tokens = sum(len(inputs[i]) for i in group)
+                dense[group] += capture.dense.cpu().numpy() / prompts
+                residual[group] += capture.residual.cpu().numpy() / prompts
+                tokens = sum(len(inputs[i].ids) for i in group)
                 stats.tokens += tokens
-                stats.padded_tokens += len(group) * len(inputs[group[0]])
+                stats.padded_tokens += len(group) * len(inputs[group[0]].ids)
                 if on_batch:
-                    on_batch(len(group) if p == len(self.prompts) - 1 else 0, tokens)
+                    on_batch(len(group) if p == prompts - 1 else 0, tokens)
         stats.forward_seconds = time.perf_counter() - started
         return Encoded(dense, residual, stats)
+
+
+def _prefix_of(tokenizer, text: str, ids: list[int], limit: int) -> str:
+    """The text up to the end of its first limit tokens: by character offsets, or by decoding them where
+    the tokenizer has none."""
+    try:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True).offset_mapping
+        return text[: offsets[limit - 1][1]]
+    except NotImplementedError:
+        return tokenizer.decode(ids[:limit])

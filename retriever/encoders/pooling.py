@@ -49,6 +49,9 @@ class HiddenStatePooling(Method):
             raise ValueError(f"layer {layer} out of range 0..{num_layers}")
         return layer
 
+    def resolve(self, num_layers: int) -> None:
+        self.layer = self.output_layer(num_layers)
+
     def layers_needed(self, num_layers: int) -> int:
         return self.output_layer(num_layers)
 

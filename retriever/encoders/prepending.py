@@ -9,15 +9,13 @@ Works around any prompt method; the output layer is the inner method's (an early
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from .base import BatchInfo, Method, Result, special_prefix
-
-
-def _opening_quote(tokenizer) -> list[int]:
-    return tokenizer(' "', add_special_tokens=False).input_ids
+from .base import BatchInfo, Method, Result, Wrapped, special_prefix, tokenize_whole
+from .pooling import HiddenStatePooling
 
 
 class TokenPrepending(Method):
@@ -27,6 +25,17 @@ class TokenPrepending(Method):
         self.inner, self.start, self.exit = inner, start, exit
         self.name = f"tp-{inner.name}"
         self.templates = inner.templates
+
+    def resolve(self, num_layers: int) -> None:
+        """The paper's defaults scaled to the model's depth: replacement over layers [1, round(7/32 L)) (7 of
+        Llama-2-7B's 32), and the early exit: PromptEOL reads hidden_states[round(27/32 L)], every other
+        prompt the penultimate layer (the authors' config.yaml, docs/methods.md)."""
+        self.inner.prompt_format = self.prompt_format
+        if isinstance(self.inner, HiddenStatePooling) and self.inner.layer is None and \
+                self.prompt_format == "published":  # the split format read the last layer
+            self.inner.layer = round(num_layers * 27 / 32) if self.inner.name == "prompteol" else num_layers - 1
+        self.inner.resolve(num_layers)
+        self.exit = self.exit_layer(num_layers)
 
     def exit_layer(self, num_layers: int) -> int:
         exit_ = self.exit if self.exit is not None else max(self.start, round(num_layers * 7 / 32))
@@ -44,12 +53,19 @@ class TokenPrepending(Method):
     def layers_needed(self, num_layers: int) -> int:
         return max(self.inner.layers_needed(num_layers), self.exit_layer(num_layers))
 
-    def prompt_ids(self, tokenizer, template: str | None) -> tuple[list[int], list[int]]:
-        """The inner prompt with the placeholder right before the opening quote."""
+    def wrap(self, tokenizer, template: str | None, texts: Sequence[str]) -> list[Wrapped]:
+        """The inner prompt with the placeholder right before the opening quote (this sentence : <PST> "...).
+
+        <PST> is a token of its own, so the prompt is tokenized in two strings, as a tokenizer splits
+        around an added token: the words before it, and the quoted text with the rest of the prompt.
+        """
         before, after = template.split('"{text}"')
         lead = special_prefix(tokenizer, before or "a") + tokenizer(before.rstrip(), add_special_tokens=False).input_ids
-        closing = tokenizer('"' + after, add_special_tokens=False).input_ids
-        return [*lead, self.placeholder_id(tokenizer), *_opening_quote(tokenizer)], closing
+        wrapped = tokenize_whole(tokenizer, ' "', texts, '"' + after, [*lead, self.placeholder_id(tokenizer)],
+                                 whole=self.prompt_format == "published")
+        for w in wrapped:
+            w.mark = len(lead)
+        return wrapped
 
     @staticmethod
     def placeholder_id(tokenizer) -> int:
@@ -58,14 +74,10 @@ class TokenPrepending(Method):
                 return int(candidate)
         return 0
 
-    def pst_columns(self, batch: BatchInfo, quote_len: int) -> torch.Tensor:
-        return batch.first + batch.prefix_len - quote_len - 1
-
     def attach(self, backbone: Any, batch: BatchInfo) -> tuple[list, Result]:
         handles, result = self.inner.attach(backbone, batch)
-        quote_len = len(_opening_quote(backbone.tokenizer))
         rows = torch.arange(batch.mask.shape[0], device=batch.mask.device)
-        cols = self.pst_columns(batch, quote_len)
+        cols = batch.marks  # the placeholder's column in each row (wrap marks it)
 
         def zero_embedding(_module, _inputs, output):
             output = output.clone()

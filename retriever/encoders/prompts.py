@@ -10,35 +10,54 @@ PROMPTS: dict[str, str] = {
            '"{text}" means in one word:"'),
 }
 
-# MetaEOL: eight task phrases, each in "... this sentence : "{text}" <phrase> in one word:"".
-METAEOL_PHRASES = (
-    "should be classified under one general category",
-    "discriminates between opinion and fact",
-    "reflects the sentiment",
-    "conveys the emotion",
-    "means",
-    "means",
-    "encapsulates the key fact",
-    "highlights the primary entity or relation",
+# MetaEOL's eight task prompts, word for word from the Token Prepending authors' evaluate.py
+# (docs/methods.md): a task description, then "this sentence : "{text}" <task phrase> in one word:"".
+METAEOL_TEMPLATES = (
+    ("In this task, you're presented with a text excerpt. Your task is to categorize the excerpt into a "
+     "broad category such as 'Education', 'Technology', 'Health', 'Business', 'Environment', 'Politics', "
+     "or 'Culture'. These categories help in organizing content for better accessibility and targeting. "
+     'For this task, this sentence : "{text}" should be classified under one general category in one '
+     'word:"'),
+    ("In this task, you're given a statement and you need to determine whether it's presenting an "
+     "'Opinion' or a 'Fact'. This distinction is vital for information verification, educational "
+     'purposes, and content analysis. For this task, this sentence : "{text}" discriminates between '
+     'opinion and fact in one word:"'),
+    ("In this task, you're given a review from an online platform. Your task is to generate a rating for "
+     "the product based on the review on a scale of 1-5, where 1 means 'extremely negative' and 5 means "
+     "'extremely positive'. For this task, this sentence : \"{text}\" reflects the sentiment in one word:\""),
+    ("In this task, you're reading a personal diary entry. Your task is to identify the predominant "
+     "emotion expressed, such as joy, sadness, anger, fear, or love. For this task, this sentence : "
+     '"{text}" conveys the emotion in one word:"'),
+    ("In this task, you're presented with two sentences. Your task is to assess whether the sentences "
+     "convey the same meaning. Use 'identical', 'similar', 'different', or 'unrelated' to describe the "
+     'relationship. To enhance the performance of this task, this sentence : "{text}" means in one word:"'),
+    ("In this task, you're given a sentence and a phrase. Your task is to determine if the phrase can be "
+     "a contextual synonym within the given sentence. Options include 'yes', 'no', or 'partially'. To "
+     'enhance the performance of this task, this sentence : "{text}" means in one word:"'),
+    ("In this task, you're examining a news article. Your task is to extract the most critical fact from "
+     'the article. For this task, this sentence : "{text}" encapsulates the key fact in one word:"'),
+    ("In this task, you're reviewing a scientific abstract. Your task is to identify the main entities "
+     "(e.g., proteins, diseases) and their relations (e.g., causes, treats). For this task, this sentence "
+     ': "{text}" highlights the primary entity or relation in one word:"'),
 )
-# The paper's exact task leads are not public here: these leads name each task, and the two "means"
-# prompts differ by the task they introduce (paraphrase, contextual synonym).
-METAEOL_LEADS = (
-    "In this task, you're given a sentence. Categorize it. So",
-    "In this task, you're given a sentence. Tell opinion from fact. So",
-    "In this task, you're given a sentence. Judge its sentiment. So",
-    "In this task, you're given a sentence. Name its emotion. So",
-    "In this task, you're given a sentence. Paraphrase it. So",
-    "In this task, you're given a sentence. Find a synonym for it in context. So",
-    "In this task, you're given a sentence. Extract its key fact. So",
-    "In this task, you're given a sentence. Find its main entity or relation. So",
-)
-METAEOL_TEMPLATES = tuple(f'{lead} this sentence : "{{text}}" {phrase} in one word:"'
-                          for lead, phrase in zip(METAEOL_LEADS, METAEOL_PHRASES, strict=True))
 
 
 def normalize(text: str) -> str:
-    """PromptEOL's normalisation: the text must not close the prompt's quote, and should end a sentence."""
+    """The prompt papers' normalisation, in their order: end a sentence (append "." unless the text ends in
+    . ? " '), never close the prompt's quote (every " becomes '), and a final ? becomes . (a question
+    would ask the model to answer it rather than to sum it up)."""
+    text = text.strip()
+    if text and text[-1] not in ".?\"'":
+        text += "."
+    text = text.replace('"', "'")
+    if text.endswith("?"):
+        text = text[:-1] + "."
+    return text
+
+
+def normalize_split(text: str) -> str:
+    """The normalisation of the split prompt format (indexes from before the published one): quotes
+    replaced first, then "." appended; no rule for a final ?."""
     text = text.strip().replace('"', "'")
     if text and text[-1] not in ".?\"'":
         text += "."

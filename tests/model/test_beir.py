@@ -94,7 +94,7 @@ def test_identical_ids_are_dropped_only_when_asked(evaluated, backbone):
     assert "chess" in read_trec(root / "kept" / "run.lexical.trec")["chess"]
     for name in dropped["results"]:
         run = read_trec(root / "dropped" / f"run.{name}.trec")
-        assert "chess" not in run["chess"] and len(run["chess"]) <= 20
+        assert "chess" not in run.get("chess", {}) and len(run.get("chess", {})) <= 20  # may find nothing else
     assert kept["results"]["lexical"]["nDCG@10"] >= dropped["results"]["lexical"]["nDCG@10"] - 1e-9
 
 

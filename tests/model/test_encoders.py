@@ -57,9 +57,31 @@ def test_truncation_keeps_the_prompt_end_and_is_counted(backbone):
     encoder = Encoder(backbone, make_method("prompteol"), max_tokens=5)
     inputs, truncated = encoder.token_ids(TEXTS)
     assert truncated == 2
-    assert all(seq[-len(encoder.suffix_ids):] == encoder.suffix_ids for seq in inputs)
-    assert max(len(s) for s in inputs) == len(encoder.prefix_ids) + 5 + len(encoder.suffix_ids)
+    texts = [backbone.tokenizer.decode(ids) for ids in inputs]
+    assert all(t.startswith('This sentence : "') and t.endswith('" means in one word:"') for t in texts)
+    assert texts[2] == 'This sentence : "Quantum computers use qubits to." means in one word:"'  # 5 tokens, then "."
     assert encoder.encode(TEXTS).stats.truncated == 2
+
+
+def test_the_whole_prompt_is_tokenized_as_one_string(backbone):
+    """As the papers feed it: the model sees the tokens of the prompt string itself, so a text's last '.'
+    and the closing quote are one token where the vocabulary has one."""
+    tok = backbone.tokenizer
+    encoder = Encoder(backbone, make_method("prompteol"))
+    text = 'Is a "cat" on the mat?'
+    [wrapped] = encoder.wrapped([text])
+    prompt = 'This sentence : "Is a \'cat\' on the mat." means in one word:"'  # normalised as published
+    assert wrapped.ids == special(tok) + tok(prompt, add_special_tokens=False).input_ids
+    assert tok.decode(wrapped.ids[wrapped.start:wrapped.end]).strip().startswith("Is a 'cat' on the mat")
+    if len(tok('."', add_special_tokens=False).input_ids) == 1:  # SmolLM2's vocabulary has '."'
+        apart = tok("mat.", add_special_tokens=False).input_ids + tok('"', add_special_tokens=False).input_ids
+        assert tok('mat."', add_special_tokens=False).input_ids != apart
+
+
+def special(tokenizer) -> list[int]:
+    from retriever.encoders.base import special_prefix
+
+    return special_prefix(tokenizer, "a")
 
 
 def test_batches_respect_the_token_budget(backbone):

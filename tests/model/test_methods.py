@@ -48,10 +48,11 @@ def test_va_equals_value_projection_of_normalised_hidden_states(backbone):
 
 def _with_zero_placeholder(backbone, encoder, text):
     """Reference run: the TP prompt's ids, the placeholder's embedding zeroed, no replacement."""
-    ids = encoder.token_ids([text])[0][0]
+    [wrapped] = encoder.wrapped([text])
+    ids, pst = wrapped.ids, wrapped.mark
     with torch.no_grad():
         embeds = backbone.decoder.embed_tokens(torch.tensor([ids])).clone()
-    pst = len(encoder.prefix_ids) - len(backbone.tokenizer(' "', add_special_tokens=False).input_ids) - 1
+    assert backbone.tokenizer.decode(ids[:pst]).endswith("This sentence :")
     embeds[0, pst] = 0
     with attention(backbone, "sdpa"), torch.inference_mode():
         out = backbone.model(inputs_embeds=embeds, output_hidden_states=True)
@@ -59,7 +60,7 @@ def _with_zero_placeholder(backbone, encoder, text):
 
 
 def test_tp_with_start_equal_exit_is_promptEOL_with_the_placeholder(backbone):
-    encoder = Encoder(backbone, make_method("tp-prompteol", tp_start=3, tp_exit=3))
+    encoder = Encoder(backbone, make_method("tp-prompteol", tp_start=3, tp_exit=3, layer=backbone.num_layers))
     ids, pst, hidden = _with_zero_placeholder(backbone, encoder, TEXTS[1])
     assert backbone.tokenizer.decode(ids[pst + 1:]).startswith(' "A cat')
     # the final norm: fp32 in the engine, the model's dtype in transformers (test_encoders.py)
@@ -88,11 +89,10 @@ def test_tp_places_last_token_state_at_placeholder(backbone, monkeypatch):
     monkeypatch.setattr(method, "attach", attach_and_watch)
     texts = [TEXTS[1], TEXTS[0]]  # longest first: batch rows follow this order
     encoder.encode(texts)  # one left-padded batch of two lengths
-    pst_len = len(backbone.tokenizer(' "', add_special_tokens=False).input_ids) + 1
     for row, text in enumerate(texts):
-        inputs = encoder.token_ids([text])[0][0]
+        [wrapped] = encoder.wrapped([text])
         width = seen[2].shape[1]
-        col = width - len(inputs) + len(encoder.prefix_ids) - pst_len
+        col = width - len(wrapped.ids) + wrapped.mark
         for i in range(2, 5):  # layers start..exit-1 see the last token's state at the placeholder
             assert torch.equal(seen[i][row, col], seen[i][row, -1])
         assert not torch.equal(seen[1][row, col], seen[1][row, -1])  # before start: untouched
@@ -105,12 +105,33 @@ def test_tp_early_exit_reads_the_chosen_layer(backbone):
     assert_exact(encoder.encode([TEXTS[0]]).dense[0], hidden[12][0, -1].float().numpy())
 
 
-def test_metaeol_averages_eight_prompts(backbone):
+def test_metaeol_averages_the_eight_published_prompts(backbone):
+    import re
+    from pathlib import Path
+
+    published = re.findall(r"^\d\. `(In this task.*)`$", (Path(__file__).parents[3] / "shared/docs/methods.md")
+                           .read_text(), re.M)
     encoder = Encoder(backbone, make_method("metaeol"))
-    assert len(encoder.prompts) == 8
-    stats = encoder.encode(TEXTS[:1]).stats
-    assert stats.tokens == sum(len(p) + len(s) for p, s in encoder.prompts) + 8 * len(
-        backbone.tokenizer("Hi there.", add_special_tokens=False).input_ids)
+    assert list(encoder.method.templates) == published and len(published) == 8
+    got = encoder.encode(TEXTS[:1])
+    alone = [Encoder(backbone, make_method("prompteol")) for _ in published]
+    for enc, template in zip(alone, published, strict=True):  # each prompt as its own PromptEOL-like method
+        enc.method.templates = (template,)
+    want = np.mean([e.encode(TEXTS[:1]).dense[0] for e in alone], axis=0)
+    assert_exact(got.dense[0], want.astype(np.float32)) if backbone.dtype == torch.float32 else \
+        np.testing.assert_allclose(got.dense[0], want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert got.stats.tokens == sum(len(enc.token_ids(TEXTS[:1])[0][0]) for enc in alone)
+
+
+def test_tp_resolves_the_papers_layers_and_stores_them(backbone):
+    """The early exit is part of TP's recipe: PromptEOL reads round(27/32 L), other prompts the penultimate
+    layer; the replacement runs over [1, round(7/32 L)); the index records the numbers."""
+    layers = backbone.num_layers
+    for name, layer in (("tp-prompteol", round(layers * 27 / 32)), ("tp-cot", layers - 1)):
+        encoder = Encoder(backbone, make_method(name))
+        params = encoder.method.parameters()
+        assert (params["layer"], params["tp_start"], params["tp_exit"]) == (layer, 1, round(layers * 7 / 32))
+    assert Encoder(backbone, make_method("prompteol")).method.parameters()["layer"] == layers
 
 
 
@@ -121,9 +142,10 @@ def test_model_defaults_are_stored_with_the_index_and_survive_a_table_change(bac
 
     docs = [{"_id": str(i), "text": t} for i, t in enumerate(TEXTS)]
     monkeypatch.setitem(defaults.MODEL_DEFAULTS, backbone.name, {"va": {"layers": "2-3"}})
-    measured = Retriever.build(docs, tmp_path / "measured", backbone=backbone, method="va", legs=("dense",))
+    measured = Retriever.build(docs, tmp_path / "measured", backbone=backbone, method="va", legs=("dense",),
+                               dense_model=None)  # the LLM's method as the dense leg
     chosen = Retriever.build(docs, tmp_path / "chosen", backbone=backbone, method="va", legs=("dense",),
-                             method_params={"layers": "4-5"})
+                             dense_model=None, method_params={"layers": "4-5"})
     assert measured.info()["settings"]["method_params"] == {"layers": "2-3"}
     assert chosen.info()["settings"]["method_params"] == {"layers": "4-5"}  # the caller's choice wins
     monkeypatch.setitem(defaults.MODEL_DEFAULTS, backbone.name, {})  # a later release measures again

@@ -87,13 +87,16 @@ def test_documents_keep_their_own_tokens_plus_top_k(backbone):
     """own_tokens: a document row is its own tokens (never below the weakest top-K weight) plus its top-K,
     checked against the float64 reference with log-saturated weights."""
     from retriever.encoders import Encoder, make_method
-    from retriever.sparse import own_token_ids
+    from retriever.sparse import OwnTokens
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(top_k=3, alpha=0.5)))
+    config = SparseConfig(top_k=3, alpha=0.5)
+    projector = make_projector(backbone, IndexSettings(sparse=config))
     lexical = projector.lexical(residual)
     projector.fit(lexical)
-    own = own_token_ids(backbone.tokenizer, TEXTS)
+    own = OwnTokens(backbone.tokenizer, config)(TEXTS)
+    excluded = set(projector.excluded.tolist())  # special tokens, and the noise vocabulary of content words
+    assert excluded - set(backbone.tokenizer.all_special_ids)
     rows = projector.documents(lexical, own)
     with pytest.raises(ValueError, match="own token ids"):
         projector.documents(lexical)
@@ -104,7 +107,7 @@ def test_documents_keep_their_own_tokens_plus_top_k(backbone):
         top = np.argsort(-weights[i])[:3]
         floor = weights[i, top].min()
         expected = {int(t): float(weights[i, t]) for t in top}
-        expected.update({t: max(float(weights[i, t]), floor) for t in own[i]})
+        expected.update({t: max(float(weights[i, t]), floor) for t in own[i] if t not in excluded})
         row = rows[i]
         assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == pytest.approx(expected, rel=1e-3,
                                                                                                abs=1e-3)

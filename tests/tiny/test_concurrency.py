@@ -18,8 +18,8 @@ def test_two_processes_search_while_a_third_builds(tmp_path, tiny_backbone, tiny
     corpus = write_jsonl(tmp_path / "big.jsonl", [{"_id": str(i), "text": f"entry {i} on subject {i % 31} " * 12}
                                                    for i in range(3000)])
     cli = [sys.executable, "-m", "retriever.cli"]
-    builder = subprocess.Popen([*cli, "index", str(corpus), "--model", str(tiny_model), "--index",
-                                str(tmp_path / "other"), "--quiet"], stderr=subprocess.PIPE, text=True)
+    builder = subprocess.Popen([*cli, "index", str(corpus), "--model", str(tiny_model), "--dense-model", "none",
+                                "--index", str(tmp_path / "other"), "--quiet"], stderr=subprocess.PIPE, text=True)
     searchers = [subprocess.Popen([*cli, "search", *QUERIES, "--index", str(tmp_path / "idx"), "-k", "5", "--json"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in searchers:

@@ -98,7 +98,7 @@ def test_sigkilled_cli_builds_resume_to_the_same_results(tmp_path, tiny_model):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"_id": f"d{i}", "text": f"note {i} on topic {i % 13} " * (i % 7 + 1)}
                                                 for i in range(400)])
     base = [sys.executable, "-m", "retriever.cli", "index", str(corpus), "--model", str(tiny_model),
-            "--chunk-size", "20", "--quiet"]
+            "--chunk-size", "20", "--quiet", "--dense-model", "none"]
     whole = subprocess.run([*base, "--index", str(tmp_path / "whole")], capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     target = tmp_path / "idx"

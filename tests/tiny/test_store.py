@@ -49,7 +49,7 @@ def test_killed_build_keeps_the_old_index(tmp_path, tiny_backbone, tiny_model):
                        for i in range(30000)])
     code = ("from retriever import Retriever\n"
             f"Retriever.build({str(big)!r}, {str(path)!r}, model={str(tiny_model)!r}, dtype='float32', "
-            "overwrite=True)\n")
+            "overwrite=True, dense_model=None)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
     deadline = time.time() + 120
     while not list(tmp_path.glob(".idx.partial/chunk-*")) and time.time() < deadline and proc.poll() is None:
@@ -96,7 +96,7 @@ def test_sigterm_during_cli_build_stops_cleanly_and_keeps_work(tmp_path, tiny_mo
                       [{"_id": str(i), "text": f"document number {i} about topic {i % 97} " * 20}
                        for i in range(30000)])
     cli = [sys.executable, "-m", "retriever.cli", "index", str(big), "--model", str(tiny_model),
-           "--index", str(tmp_path / "idx"), "--quiet"]
+           "--index", str(tmp_path / "idx"), "--quiet", "--dense-model", "none"]
     proc = subprocess.Popen(cli, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(tmp_path.glob(".idx.partial/chunk-*")) and time.time() < deadline and proc.poll() is None:

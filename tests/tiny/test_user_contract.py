@@ -252,7 +252,7 @@ def test_info_shows_what_the_index_holds_and_its_tuning(tmp_path, built):
                                        "--quiet"])
     assert result.exit_code == 0, result.output
     text = CliRunner().invoke(main, ["info", "--index", str(tmp_path / "bm25")]).output
-    assert "none: BM25 only" in text and "sparse" not in text and "dense index" not in text and "k1" in text
+    assert "none: no LLM leg" in text and "sparse" not in text and "dense index" not in text and "k1" in text
     built.set_fusion("rrf", record={"split": "train", "queries": 5, "measure": "nDCG@10", "value": 0.5,
                                     "settings_tried": 3, "at": "2026-12-01T00:00:00+00:00"})
     text = CliRunner().invoke(main, ["info", "--index", str(built.path)]).output

@@ -50,3 +50,26 @@ def test_unknown_fusion_and_mismatched_legs_fail():
         rrf({"dense": np.zeros(2), "sparse": np.zeros(3)})
 
 
+
+
+def test_dbsf_scales_by_mean_and_three_standard_deviations():
+    from retriever.fusion import distribution
+
+    x = np.array([1.0, 2.0, 3.0, 10.0])
+    mean, sd = x.mean(), x.std()
+    want = (x - (mean - 3 * sd)) / (6 * sd)
+    assert np.allclose(distribution(x), want)
+    assert np.allclose(distribution(np.full(3, 5.0)), 0)  # no spread: the leg says nothing
+    scores = {"a": np.array([0.0, 1.0, 2.0]), "b": np.array([4.0, 0.0, 8.0])}
+    fused = fuse(scores, "dbsf", weights={"a": 0.25, "b": 0.75})
+    assert np.allclose(fused, 0.25 * distribution(scores["a"]) + 0.75 * distribution(scores["b"]))
+
+
+def test_tuning_tries_dbsf_and_keeps_it_when_it_wins():
+    from retriever.tuning import Scored, tune_weights
+
+    # leg "a" finds the right document; min-max and DBSF differ only in how they weigh it against "b"
+    scored = [Scored("q", ["d1", "d2", "d3"], {"a": np.array([3.0, 2.9, 0.0]), "b": np.array([0.0, 1.0, 0.9])})]
+    best, tried = tune_weights(scored, {"q": {"d1": 1}}, ["a", "b"], step=0.5)
+    assert {t["fusion"] for t in tried} == {"convex", "dbsf", "rrf"}
+    assert best["value"] == max(t["value"] for t in tried)
