@@ -619,14 +619,15 @@ def models(ctx: click.Context, as_json: bool) -> None:
         return
     rows = [{"name": p.name, "kind": "llm", "installed": is_installed(p.name), "default": p.name == DEFAULT_MODEL,
              "description": p.description, "packages": list(p.requirements)} for p in PRESETS.values()]
-    rows += [{"name": p.name, "kind": "dense", "installed": sentence.is_installed(p.name), "default": False,
+    rows += [{"name": p.name, "kind": "dense", "installed": sentence.is_installed(p.name),
+              "default": p.name == DEFAULT_DENSE_MODEL,
               "description": p.description, "packages": list(p.requirements)} for p in SENTENCE_PRESETS.values()]
     if as_json:
         _print_json(rows)
         return
     for r in rows:
         mark = "installed" if r["installed"] else "not installed"
-        use = "(default) " if r["default"] else ("--dense-model " if r["kind"] == "dense" else "")
+        use = ("(default dense leg) " if r["kind"] == "dense" else "(default) ") if r["default"] else ""
         click.echo(f"{r['name']:<14} {mark:<14} {use}{r['description']}")
 
 

@@ -61,6 +61,7 @@ def test_models_lists_presets(run):
     by_name = {r["name"]: r for r in rows}
     assert by_name["smollm2-135m"]["installed"] and by_name["smollm2-135m"]["default"]
     assert "gemma3-270m" in by_name
+    assert by_name["minilm-l6"] | {"installed": True, "default": True, "kind": "dense"} == by_name["minilm-l6"]
 
 
 def test_user_errors_exit_non_zero_without_traceback(run, tmp_path, monkeypatch):
