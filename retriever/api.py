@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backbones import DEFAULT_MODEL, DTYPES, PRESETS, Backbone, auto_dtype, fingerprint, load_backbone, pick_device
+from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone, pick_device, resolve_dtype
 from .corpus import Document, Fields, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
@@ -97,12 +97,7 @@ def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str)
 
 
 def _torch_dtype(dtype: str, device: str):
-    """The dtype a model runs in: auto is bf16 where the hardware has it (backbones.auto_dtype)."""
-    if dtype == "auto":
-        return auto_dtype(pick_device(device))
-    if dtype not in DTYPES:
-        raise RetrieverError(f"unknown dtype '{dtype}'; choose auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    return resolve_dtype(dtype, pick_device(device))
 
 
 class Retriever:

@@ -123,6 +123,15 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """A --dtype choice as a torch dtype on device: auto is bf16 where the hardware has it (auto_dtype)."""
+    if dtype == "auto":
+        return auto_dtype(device)
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype '{dtype}'; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
 @dataclass
 class Backbone:
     """A loaded causal LM plus what the engine needs to know about it."""
@@ -299,9 +308,7 @@ def load_backbone(spec: str = DEFAULT_MODEL, dtype: str = "auto", device: str = 
 
     name, fingerprint, location = resolve(spec, quiet)
     dev = pick_device(device)
-    if dtype != "auto" and dtype not in DTYPES:
-        raise ModelError(f"unknown dtype '{dtype}'; choose auto, {', '.join(DTYPES)}")
-    torch_dtype = auto_dtype(dev) if dtype == "auto" else DTYPES[dtype]
+    torch_dtype = resolve_dtype(dtype, dev)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype, trust_remote_code=False)

@@ -20,6 +20,7 @@ from .errors import RetrieverError
 from .filters import parse_filter
 from .fusion import FUSIONS
 from .indexer import CHUNK
+from .leg import LLM
 from .legs import leg_names
 from .lexical import LexicalConfig
 from .searcher import MODES, check_queries
@@ -490,7 +491,8 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         _print_json(data)
         return
     s, model = data["settings"], data["model"]
-    llm = set(s["legs"]) - {"lexical"} - ({"dense"} if s.get("dense_model") else set())
+    settings = IndexSettings.from_dict(s)
+    llm = {leg for leg in settings.legs if LLM in settings.models((leg,))}
     described = (f"{model['name']} ({model['dtype']}, {model['layers']} layers, d {model['hidden_size']}, "
                  f"vocab {model['vocab_size']:,}, sha256 {model['fingerprint'][:12]})" if "layers" in model
                  else f"{model['name']} (sha256 {model['fingerprint'][:12]})")

@@ -37,3 +37,14 @@ def pad_rows(x: torch.Tensor) -> torch.Tensor:
     if x.shape[0] == rows:
         return x
     return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
+
+
+def left_padded(inputs: list[list[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, mask, positions) of texts left-padded to width: each text's tokens are its row's last ones, as
+    the per-text attention needs, and positions count real tokens only, so a text sits where it would alone."""
+    ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(inputs), width), dtype=torch.long)
+    for row, seq in enumerate(inputs):
+        ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq):] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp_min(0)

@@ -93,12 +93,6 @@ def folder_fingerprint(folder: Path) -> str:
     return hashlib.sha256("|".join(f"{f.relative_to(folder)}:{file_sha256(f)}" for f in files).encode()).hexdigest()
 
 
-def fingerprint(spec: str) -> tuple[str, str]:
-    """(display name, fingerprint) without loading the model: what a manifest is checked against."""
-    name, folder = locate(spec)
-    return name, folder_fingerprint(folder)
-
-
 def _read_json(path: Path) -> dict | list | None:
     try:
         return json.loads(path.read_text()) if path.is_file() else None
@@ -185,15 +179,10 @@ class SentenceEncoder:
             return out
 
     def _forward(self, inputs: list[list[int]]) -> np.ndarray:
-        from .invariance import padded_width
+        from .invariance import left_padded, padded_width
 
         width = padded_width(len(inputs), max(len(x) for x in inputs))
-        ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(inputs), width), dtype=torch.long)
-        for row, seq in enumerate(inputs):  # left padding: the engine's per-text attention needs it
-            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        ids, mask, positions = left_padded(inputs, width, self.pad_id)
         with torch.inference_mode():
             states = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 position_ids=positions.to(self.device),

@@ -40,7 +40,7 @@ def beir_rows(args, budget: int) -> dict[str, dict[str, float]]:
     for dtype in DTYPES:
         index = args.indexes / f"scifact-{budget}-{dtype}"
         report = evaluate_beir(DATA / "beir/scifact", index.parent / f"{index.name}-eval", index_dir=index,
-                               settings=IndexSettings(max_tokens=budget), dtype=dtype, quiet=False)
+                               settings=IndexSettings(max_tokens=budget, dense_model=None), dtype=dtype, quiet=False)
         results[dtype] = {run: v["nDCG@10"] for run, v in report["results"].items()}
         print(json.dumps({"dtype": dtype, "max_tokens": budget, "nDCG@10": results[dtype]}), flush=True)
     return results

@@ -72,9 +72,10 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         backbone = load_backbone("smollm2-135m", dtype=dtype, quiet=True)
         with tempfile.TemporaryDirectory() as tmp:
-            demo = Retriever.build(DEMO, Path(tmp) / "demo", backbone=backbone)
+            demo = Retriever.build(DEMO, Path(tmp) / "demo", backbone=backbone, dense_model=None)
             docs = list(islice(read_corpus(SCIFACT / "corpus.jsonl"), args.docs))
-            sci = Retriever.build(docs, Path(tmp) / "scifact", backbone=backbone, max_tokens=args.max_tokens)
+            sci = Retriever.build(docs, Path(tmp) / "scifact", backbone=backbone, max_tokens=args.max_tokens,
+                                  dense_model=None)
             runs = (("demo", demo, DEMO_QUERIES + scifact), (f"scifact-{args.docs}", sci, scifact))
             for name, index, queries in runs:
                 row = {"dtype": dtype, "index": name, **compare(index, queries)}

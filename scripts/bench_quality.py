@@ -21,27 +21,28 @@ from retriever.sparse import SparseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_128 = SparseConfig(top_k=128, alpha=1.0, weighting="relu", own_tokens=False)
-CONFIGS = {  # name -> (packaged model, settings)
-    "bm25": ("smollm2-135m", IndexSettings(legs=("lexical",))),
+CONFIGS = {  # name -> (packaged model, settings); the LLM's own dense leg, as these rows were measured
+    "bm25": ("smollm2-135m", IndexSettings(dense_model=None, legs=("lexical",))),
     # the key-token leg as first measured (top-128, alpha 1, relu): the rows in docs/quality.md, and the index
     # scripts/sweep_knobs.py re-derives every key-token variant from
-    "prompteol-512": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512, sparse=TOP_128)),
-    "prompteol-512-default": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=512)),
-    "va-256": ("smollm2-135m", IndexSettings(method="va", method_params={"layers": "last-half"}, max_tokens=256,
-                                                  sparse=TOP_128)),
-    "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=512)),
+    "prompteol-512": ("smollm2-135m", IndexSettings(dense_model=None, method="prompteol", max_tokens=512,
+                                                    sparse=TOP_128)),
+    "prompteol-512-default": ("smollm2-135m", IndexSettings(dense_model=None, method="prompteol", max_tokens=512)),
+    "va-256": ("smollm2-135m", IndexSettings(dense_model=None, method="va", method_params={"layers": "last-half"},
+                                             max_tokens=256, sparse=TOP_128)),
+    "gemma3-prompteol-512": ("gemma3-270m", IndexSettings(dense_model=None, method="prompteol", max_tokens=512)),
     # the same budget for both models, for the model comparison (a 512-token gemma3 build takes ~2 h here)
-    "prompteol-256-default": ("smollm2-135m", IndexSettings(method="prompteol", max_tokens=256)),
-    "gemma3-prompteol-256": ("gemma3-270m", IndexSettings(method="prompteol", max_tokens=256)),
+    "prompteol-256-default": ("smollm2-135m", IndexSettings(dense_model=None, method="prompteol", max_tokens=256)),
+    "gemma3-prompteol-256": ("gemma3-270m", IndexSettings(dense_model=None, method="prompteol", max_tokens=256)),
     # the methods table's best dense leg at the full budget, against prompteol-512-default
-    "mean-512": ("smollm2-135m", IndexSettings(method="mean", max_tokens=512)),
+    "mean-512": ("smollm2-135m", IndexSettings(dense_model=None, method="mean", max_tokens=512)),
 }
 # The methods issue's comparison: each method with its measured per-model defaults, at 128 tokens so that
 # all of them fit in one working session here (~20 min per build instead of ~40 at 512). `--only methods`
 # runs the one-pass methods; metaeol is its own config, `--only m128-metaeol`: 8 passes, ~6.3M tokens,
 # ~2.5 h at the ~710 tokens/s the one-pass builds ran at here.
 METHODS = ("mean", "prompteol", "va", "aligned-wva", "tp-prompteol", "last", "cot", "ke")
-CONFIGS.update({f"m128-{m}": ("smollm2-135m", IndexSettings(method=m, max_tokens=128))
+CONFIGS.update({f"m128-{m}": ("smollm2-135m", IndexSettings(dense_model=None, method=m, max_tokens=128))
                 for m in (*METHODS, "metaeol")})
 GROUPS = {"methods": ",".join(f"m128-{m}" for m in METHODS)}
 

@@ -132,22 +132,23 @@ class Bare(Method):
 def bare_same_batches(backbone, documents, max_tokens: int) -> float:
     """Tokens/s of transformers alone over the batches the indexer forms for documents (its prompt included)."""
     encoder = Encoder(backbone, Bare(), max_tokens)
-    inputs = encoder.wrap(encoder.bodies([d.content for d in documents])[0])
+    inputs = encoder.wrapped([d.content for d in documents])
     previous = backbone.model.config._attn_implementation
     backbone.model.set_attn_implementation("sdpa")
     try:
         started = time.perf_counter()
-        for group in encoder.batches([len(x) for x in inputs]):
+        for group in encoder.batches([len(w.ids) for w in inputs]):
             encoder.forward([inputs[i] for i in group])
         seconds = time.perf_counter() - started
     finally:
         backbone.model.set_attn_implementation(previous)
-    return sum(map(len, inputs)) / seconds
+    return sum(len(w.ids) for w in inputs) / seconds
 
 
 def index_run(backbone, documents, folder: Path, method: str, max_tokens: int) -> tuple[dict, float]:
     started = time.perf_counter()
-    manifest = build_index(documents, folder, backbone, IndexSettings(method=method, max_tokens=max_tokens))
+    settings = IndexSettings(method=method, max_tokens=max_tokens, dense_model=None)  # the LLM's pass alone
+    manifest = build_index(documents, folder, backbone, settings)
     return manifest, time.perf_counter() - started
 
 

@@ -129,7 +129,8 @@ def shape_run(preset: str, args, data: Path, tmp: Path, rate: float) -> dict:
     bare = bare_forward(backbone, 512, rows)
     documents = list(islice(read_corpus(data / "scifact" / "corpus.jsonl"), args.docs))
     started = time.perf_counter()
-    manifest = build_index(documents, tmp / f"{preset}-index", backbone, IndexSettings(max_tokens=512))
+    settings = IndexSettings(max_tokens=512, dense_model=None)  # the LLM's legs: MiniLM does not travel
+    manifest = build_index(documents, tmp / f"{preset}-index", backbone, settings)
     wall = time.perf_counter() - started
     tokens = manifest["tokens_embedded"]
     return {"preset_shape": preset, "layers": backbone.num_layers, "gflop_per_token": round(flops / 1e9, 4),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ..invariance import padded_width
+from ..invariance import left_padded, padded_width
 from .base import BatchInfo, Capture, Method, StopForward, Wrapped
 
 
@@ -87,20 +87,20 @@ class Encoder:
         tokenizer = tokenizer or self.backbone.tokenizer
         split = self.method.prompt_format == "split"  # which normalised the text first, then cut its tokens
         texts = [self.method.normalize(t) for t in texts] if split else list(texts)
-        ids = tokenizer(texts, add_special_tokens=False).input_ids if texts else []
-        long = [i for i, x in enumerate(ids) if len(x) > self.max_tokens]
+        ends = _token_ends(tokenizer, texts)
+        long = [i for i, e in enumerate(ends) if len(e) > self.max_tokens]
         for i in long:
-            texts[i] = _prefix_of(tokenizer, texts[i], ids[i], self.max_tokens)
+            texts[i] = texts[i][: ends[i][self.max_tokens - 1]]
         return (texts if split else [self.method.normalize(t) for t in texts]), len(long)
 
-    def wrapped(self, texts: Sequence[str], prompt: int = 0, tokenizer=None) -> list[Wrapped]:
+    def wrapped(self, texts: Sequence[str], prompt: int = 0) -> list[Wrapped]:
         """Model inputs for texts under one of the method's prompts (cut and normalised first)."""
-        return self.method.wrap(tokenizer or self.backbone.tokenizer, self.method.templates[prompt],
-                                self.cut(texts, tokenizer)[0])
+        return self.prepare(texts).inputs[prompt]
 
     def token_ids(self, texts: Sequence[str], prompt: int = 0) -> tuple[list[list[int]], int]:
         """Model input ids for each text with one of the method's prompts, and how many were cut."""
-        return [w.ids for w in self.wrapped(texts, prompt)], self.cut(texts)[1]
+        prepared = self.prepare(texts)
+        return [w.ids for w in prepared.inputs[prompt]], prepared.truncated
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Group text indices longest first so each batch pads little and stays within the token budget."""
@@ -120,23 +120,18 @@ class Encoder:
         width = max(len(w.ids) for w in inputs)
         if self.backbone.batching == "rowwise":
             width = padded_width(len(inputs), width)
-        ids = torch.full((len(inputs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        ids, mask, positions = left_padded([w.ids for w in inputs], width, self.pad_id)
         text_mask = torch.zeros((len(inputs), width), dtype=torch.long)
         for row, w in enumerate(inputs):
             first = width - len(w.ids)
-            ids[row, first:] = torch.tensor(w.ids, dtype=torch.long)
-            mask[row, first:] = 1
             text_mask[row, first + w.start: first + w.end] = 1
         marks = None
         if inputs[0].mark is not None:
             marks = torch.tensor([width - len(w.ids) + w.mark for w in inputs], dtype=torch.long)
         device = self.backbone.device
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
         batch = BatchInfo(mask, text_mask.to(device), (width - mask.sum(1)),
                           None if marks is None else marks.to(device))
-        # Positions count real tokens only, so a text gets the same embedding alone or in a padded batch.
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
         handles, result = self.method.attach(self.backbone, batch)
         stop_at = self.method.layers_needed(self.backbone.num_layers)
         stopper = self.backbone.anatomy.embeddings if stop_at == 0 else self.backbone.layers[stop_at - 1]
@@ -194,11 +189,14 @@ class Encoder:
         return Encoded(dense, residual, stats)
 
 
-def _prefix_of(tokenizer, text: str, ids: list[int], limit: int) -> str:
-    """The text up to the end of its first limit tokens: by character offsets, or by decoding them where
-    the tokenizer has none."""
+def _token_ends(tokenizer, texts: list[str]) -> list[list[int]]:
+    """For each text, the character offset where each of its tokens ends (one tokenizer call for all); a
+    tokenizer without offsets (a slow one) gives each token's decoded length instead."""
+    if not texts:
+        return []
     try:
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True).offset_mapping
-        return text[: offsets[limit - 1][1]]
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return [[end for _, end in offsets] for offsets in encoded.offset_mapping]
     except NotImplementedError:
-        return tokenizer.decode(ids[:limit])
+        ids = tokenizer(texts, add_special_tokens=False).input_ids
+        return [[len(tokenizer.decode(x[: n + 1])) for n in range(len(x))] for x in ids]
