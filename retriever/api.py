@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone, pick_device, resolve_dtype
+from .batching import MicroBatcher
 from .corpus import Document, Fields, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
@@ -49,9 +50,24 @@ class Hit:
         return asdict(self)
 
 
+def result(query_id: str, query: str, mode: str, hits: list[Hit]) -> dict[str, Any]:
+    """One query's results: the one schema of `search --json`, `--jsonl` and the server (README)."""
+    return {"query_id": query_id, "query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
+
+
 def _snippet(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
+    """title, text and parsed metadata of the given rows of an index's documents."""
+    if not rows:
+        return {}
+    docs = searcher.documents
+    columns = [docs.column(name).take(rows).to_pylist() for name in ("title", "text", "metadata")]
+    return {row: {"title": title, "text": text, "metadata": json.loads(meta) if meta else {}}
+            for row, title, text, meta in zip(rows, *columns, strict=True)}
 
 
 def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
@@ -84,11 +100,13 @@ def _models(manifest: dict, mode: str | None = None) -> frozenset[str]:
     return settings.models((mode,))
 
 
-def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str) -> SentenceEncoder:
-    """The trained dense encoder an index was built with, checked against its recorded fingerprint."""
+def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str,
+                   loaded: SentenceEncoder | None = None) -> SentenceEncoder:
+    """The trained dense encoder an index was built with (loaded here unless given), checked against its
+    recorded fingerprint."""
     built = manifest.get("dense_model") or {}
-    encoder = load_sentence_encoder(built.get("name", manifest["settings"]["dense_model"]),
-                                    _torch_dtype(dtype or built.get("dtype", "auto"), device), device)
+    encoder = loaded or load_sentence_encoder(built.get("name", manifest["settings"]["dense_model"]),
+                                              _torch_dtype(dtype or built.get("dtype", "auto"), device), device)
     if encoder.fingerprint != built.get("fingerprint"):
         raise BadIndexError(f"{folder} was built with dense model '{built.get('name')}' (sha256 "
                             f"{str(built.get('fingerprint'))[:12]}), but that model now has sha256 "
@@ -149,14 +167,16 @@ class Retriever:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model: str | None = None, method: str | None = None,
-             backbone: Backbone | None = None, dtype: str | None = None, device: str = "auto",
-             mode: str | None = None, quiet: bool = True) -> Retriever:
+             backbone: Backbone | None = None, dense_encoder: SentenceEncoder | None = None,
+             dtype: str | None = None, device: str = "auto", mode: str | None = None,
+             quiet: bool = True) -> Retriever:
         """Open an index (the last one built when path is None) with the model it was built with.
 
         Passing another model (by name or loaded backbone) or another method is refused, from the manifest,
         before any model loads: queries would be encoded into another space than the documents. An index
         without a model leg never loads one; mode: the one mode this Retriever will search, so that
-        mode="lexical" on a full index loads no model either.
+        mode="lexical" on a full index loads no model either. backbone, dense_encoder: models already loaded
+        (indexes served together share them), checked against the manifest like any other.
         """
         folder = Path(path) if path is not None else last_built()
         manifest = read_manifest(folder)
@@ -164,7 +184,10 @@ class Retriever:
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
         needed = _models(manifest, mode)
-        dense_encoder = _dense_encoder(manifest, folder, dtype, device) if DENSE_MODEL in needed else None
+        if DENSE_MODEL in needed:
+            dense_encoder = _dense_encoder(manifest, folder, dtype, device, dense_encoder)
+        else:
+            dense_encoder = None
         if LLM not in needed:
             return cls(folder, manifest, None, dense_encoder)
         if model is not None:
@@ -185,18 +208,27 @@ class Retriever:
                      filter: dict | str | None = None) -> list[list[Hit]]:
         """Search many queries at once: they are encoded in length-sorted batches and scored together.
         filter: which documents may be returned, applied inside every leg before its top-k."""
-        run = self.searcher.run(queries, k=k, mode=mode, filter=filter)
-        docs = self.searcher.documents
+        searcher = self.searcher  # one version of the index for the whole call, even if an add swaps it
+        run = searcher.run(queries, k=k, mode=mode, filter=filter)
         rows = sorted({r.row for query in run.queries for r in query.hits})
-        titles = dict(zip(rows, docs.column("title").take(rows).to_pylist(), strict=True)) if rows else {}
-        texts = dict(zip(rows, docs.column("text").take(rows).to_pylist(), strict=True)) if rows else {}
-        metadata = dict(zip(rows, docs.column("metadata").take(rows).to_pylist(), strict=True)) if rows else {}
-        return [[Hit(id=self.searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
-                     title=titles[r.row], snippet=_snippet(texts[r.row]),
-                     tokens=self.searcher.explain(run, qi, r.row) if explain else [],
-                     metadata=json.loads(metadata[r.row]) if metadata[r.row] else {})
+        stored = _stored(searcher, rows)
+        return [[Hit(id=searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
+                     title=stored[r.row]["title"], snippet=_snippet(stored[r.row]["text"]),
+                     tokens=searcher.explain(run, qi, r.row) if explain else [],
+                     metadata=stored[r.row]["metadata"])
                  for rank, r in enumerate(query.hits, start=1)]
                 for qi, query in enumerate(run.queries)]
+
+    def document(self, doc_id: str) -> dict[str, Any] | None:
+        """A stored document as it was indexed ({id, title, text, metadata}); None when the index lacks it."""
+        searcher = self.searcher
+        row = searcher.row(doc_id)
+        return None if row is None else {"id": doc_id, **_stored(searcher, [row])[row]}
+
+    def batch_requests(self, batcher: MicroBatcher) -> None:
+        """Encode the queries of concurrent searches together (the server; batching.query_batcher): every
+        later search of this Retriever, from any thread, shares its models' passes with the others waiting."""
+        self.searcher = Searcher(self.path, self.manifest, self.backbone, self.dense_encoder, batcher)
 
     def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
             progress: Progress | None = None, fields: Fields | None = None) -> dict[str, Any]:
@@ -218,8 +250,8 @@ class Retriever:
         return manifest
 
     def _reload(self, manifest: dict[str, Any]) -> None:
-        self.manifest = manifest
-        self.searcher = Searcher(self.path, manifest, self.backbone, self.dense_encoder)
+        searcher = Searcher(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher)
+        self.manifest, self.searcher = manifest, searcher  # searches in flight keep the version they took
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
                    record: dict[str, Any] | None = None) -> None:

@@ -154,6 +154,16 @@ class Backbone:
     _anatomy: Anatomy | None = field(default=None, init=False, repr=False, compare=False)
     _float32: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _unembedding_fp32: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _side: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def side_tokenizer(self) -> tuple[object, threading.RLock]:
+        """A private copy of the tokenizer with its own lock, made on first use: query-side work (a query's
+        own tokens, explanations, a server's token counts) then never waits behind a running forward pass."""
+        if self._side is None:
+            with self.lock:  # once, and not while another thread makes it
+                if self._side is None:
+                    self._side = (copy.deepcopy(self.tokenizer), threading.RLock())
+        return self._side
 
     @property
     def anatomy(self) -> Anatomy:

@@ -36,6 +36,10 @@ class StorageError(RetrieverError):
     is left under an index's name."""
 
 
+class BusyError(StorageError):
+    """Another build or update holds the index: nothing was done; try again when it is finished."""
+
+
 class IndexExistsError(RetrieverError):
     """A build was pointed at a name that already holds an index (or other files): nothing is replaced
     without overwrite=True (`--overwrite`)."""

@@ -99,7 +99,9 @@ class Leg(Protocol):
         """This leg of folder's index, ready to search (cheap checks only: loading must stay fast)."""
 
     def encode(self, texts: Sequence[str], vectors: Any) -> Any:
-        """Queries as this leg searches them; vectors: the forward pass's output (None without the model)."""
+        """Queries as this leg searches them, one row per query (an array or a CSR matrix: a micro-batch of
+        many callers' queries is cut by rows, batching.py); vectors: the forward pass's output (None
+        without the model)."""
 
     def hits(self, queries: Any, depth: int, mask: np.ndarray | None = None) -> Hits:
         """Per query, its top-depth rows by this leg among the rows mask keeps (all when None; fewer when

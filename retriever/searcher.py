@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .backbones import Backbone
+from .batching import MicroBatcher
 from .encoders import Encoder
 from .errors import BadIndexError, InputError, RetrieverError
 from .filters import mask, parse_filter
@@ -64,16 +65,17 @@ class SearchRun:
 
 class Searcher:
     def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None,
-                 dense_encoder: Any = None):
+                 dense_encoder: Any = None, batcher: MicroBatcher | None = None):
         """backbone, dense_encoder: the LLM and the trained dense encoder, None where not loaded: only the
-        legs whose models are here are opened (a lexical-only search loads none)."""
+        legs whose models are here are opened (a lexical-only search loads none). batcher: encode the
+        queries of concurrent searches together (batching.py); each call encodes its own when None."""
         folder = Path(folder)
         try:
             self.settings = IndexSettings.from_dict(manifest["settings"])
         except (TypeError, ValueError, RetrieverError) as exc:
             raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
         self.legs = self.settings.ordered_legs
-        self.backbone, self._folder = backbone, folder
+        self.backbone, self._folder, self.batcher = backbone, folder, batcher
         self._encoder = None  # without the model, only the legs that need none are opened (lexical)
         if self.settings.needs_model and backbone is not None:
             self._encoder = Encoder(backbone, self.settings.make_method(),
@@ -81,6 +83,7 @@ class Searcher:
         self.documents = read_documents(folder)
         self.ids: list[str] = self.documents.column("id").to_pylist()
         self._metadata: list[dict] | None = None
+        self._rows: dict[str, int] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
         context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder)
@@ -94,6 +97,12 @@ class Searcher:
         if self._metadata is None:
             self._metadata = [json.loads(m) if m else {} for m in self.documents.column("metadata").to_pylist()]
         return self._metadata
+
+    def row(self, doc_id: str) -> int | None:
+        """The internal row of a document id, None when the index lacks it (the map is built on first use)."""
+        if self._rows is None:
+            self._rows = {doc_id: row for row, doc_id in enumerate(self.ids)}
+        return self._rows.get(doc_id)
 
     def leg(self, name: str) -> Leg:
         """An opened leg of this index (its own search structures: for scripts and tests that look inside)."""
@@ -155,14 +164,21 @@ class Searcher:
         return SearchRun(legs, runs, encoded, dict(clock.seconds), list(queries))
 
     def _encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
-        """Queries as each leg sees them; the LLM runs once for every leg that needs it, none without one."""
+        """Queries as each leg sees them; the models' part through the batcher when there is one."""
         check_queries(queries)
         encoded: dict[str, Any] = {}
-        if model_legs := [leg for leg in legs if LLM in self.settings.models((leg,))]:
-            with self.backbone.lock:  # the tokenizer too is shared state (encoders: Encoder.encode)
-                vectors = self._encoder.encode(list(queries))
-                encoded = {leg: self._legs[leg].encode(queries, vectors) for leg in model_legs}
+        if model_legs := tuple(leg for leg in legs if self.settings.models((leg,))):
+            batched = self.batcher is not None
+            encoded = self.batcher((self, model_legs), queries) if batched else self.encode_models(queries, model_legs)
         return {leg: encoded[leg] if leg in encoded else self._legs[leg].encode(queries, None) for leg in legs}
+
+    def encode_models(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
+        """Queries as the given legs that need a model see them: the LLM runs once for all of its legs.
+        One row per query (leg.Leg.encode), so a micro-batch's result is cut by rows."""
+        vectors = None
+        if any(LLM in self.settings.models((leg,)) for leg in legs):
+            vectors = self._encoder.encode(list(queries))
+        return {leg: self._legs[leg].encode(queries, vectors) for leg in legs}
 
     def _query(self, streams: dict[str, Iterator[tuple[np.ndarray, Scorer]]], k: int, leg_runs: bool,
                clock: Clock) -> QueryRun:

@@ -435,7 +435,7 @@ class KeyTokenLeg:
                  lock: threading.RLock | None = None, idf: np.ndarray | None = None):
         self.projector, self.index, self.tokenizer, self.idf = projector, index, tokenizer, idf
         self.own = OwnTokens(tokenizer, projector.config)
-        self.lock = lock or threading.RLock()  # the backbone's: the tokenizer is shared with its encoder
+        self.lock = lock or threading.RLock()  # the tokenizer's: a fast tokenizer's settings are shared state
         self._query_words = functools.lru_cache(maxsize=1024)(self._words_of)  # once per query, not per hit
 
     @classmethod
@@ -519,11 +519,13 @@ class KeyTokenLeg:
         idf = np.array(load_array(folder, IDF_FILE)) if ctx.settings.sparse.idf != "none" else None
         if idf is not None and idf.shape != (vocab,):
             raise BadIndexError(f"{folder / (IDF_FILE + '.npy')}: shape {idf.shape}, not ({vocab},)")
-        return cls(projector, index, backbone.tokenizer, backbone.lock, idf)
+        return cls(projector, index, *backbone.side_tokenizer(), idf)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
-        """Query rows; the caller holds the backbone's lock (the tokenizer is shared state)."""
-        return self.projector.queries(self.projector.lexical(vectors.residual), self.own(texts), self.idf)
+        """Query rows, with the leg's own tokenizer (never the one a forward pass is using)."""
+        with self.lock:
+            own = self.own(texts)
+        return self.projector.queries(self.projector.lexical(vectors.residual), own, self.idf)
 
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)

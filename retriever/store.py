@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from .corpus import Document
-from .errors import BadIndexError, IndexExistsError, StorageError
+from .errors import BadIndexError, BusyError, IndexExistsError, StorageError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -77,7 +77,7 @@ def exclusive(target: str | Path) -> Iterator[None]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
-    busy = StorageError(f"{target}: another build or update of this index is running; wait for it to finish")
+    busy = BusyError(f"{target}: another build or update of this index is running; wait for it to finish")
     with guard_disk(lock):
         fh = open(lock, "a+")  # noqa: SIM115 (closed below; only the opening is a disk error)
     with fh:

@@ -61,12 +61,16 @@ class Encoder:
     # 512-token texts) against 0.62 / 0.41 at 16384 on 2 CPU cores: a small batch's activations stay in
     # cache (scripts/bench_speed.py --sweep, docs/benchmarks.md). A GPU needs far larger matrices to fill.
     CPU_BATCH, GPU_BATCH = (2048, 64), (32768, 256)  # (padded tokens, texts) per pass
+    # A pass's fixed cost, in tokens, when choosing where to cut batches (scripts/bench_batches.py,
+    # docs/benchmarks.md); a GPU pass is dearer still against its speed, so there batches are rarely cut.
+    CPU_PASS_TOKENS, GPU_PASS_TOKENS = 64, 4096
 
     def __init__(self, backbone, method: Method, max_tokens: int = 512, batch_tokens: int | None = None,
                  max_batch: int | None = None):
         if max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
         tokens, texts = self.CPU_BATCH if backbone.device.type == "cpu" else self.GPU_BATCH
+        self.pass_tokens = self.CPU_PASS_TOKENS if backbone.device.type == "cpu" else self.GPU_PASS_TOKENS
         batch_tokens, max_batch = batch_tokens or tokens, max_batch or texts
         method.check(backbone)  # a model without the parts the method hooks fails here, by name
         method.resolve(backbone.num_layers)  # defaults that depend on the depth become numbers, stored as such
@@ -103,16 +107,31 @@ class Encoder:
         return [w.ids for w in prepared.inputs[prompt]], prepared.truncated
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Group text indices longest first so each batch pads little and stays within the token budget."""
+        """Text indices, longest first, cut into batches within the budget at the cheapest places.
+
+        A batch costs its padded tokens (texts x the longest's width) plus a pass's fixed cost: the cut of
+        the length-sorted texts that costs least in all (dynamic programming over where batches end). A
+        micro-batch of mixed-length queries then runs as two or three passes of similar lengths rather
+        than one padded to the longest; a build's chunk, sorted and long, is cut by the budget as before.
+        """
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        groups: list[list[int]] = []
-        for i in order:
-            if groups and len(groups[-1]) < self.max_batch and \
-                    (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= self.batch_tokens:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        return groups
+        widths = [lengths[i] for i in order]
+        rowwise = self.backbone.batching == "rowwise"
+        best, start = [0.0] + [float("inf")] * len(order), [0] * (len(order) + 1)
+        for end in range(1, len(order) + 1):
+            for first in range(max(0, end - self.max_batch), end):
+                count = end - first
+                if count > 1 and count * widths[first] > self.batch_tokens:
+                    continue
+                width = padded_width(count, widths[first]) if rowwise else widths[first]
+                cost = best[first] + self.pass_tokens + count * width
+                if cost < best[end]:
+                    best[end], start[end] = cost, first
+        groups, end = [], len(order)
+        while end > 0:
+            groups.append(order[start[end]:end])
+            end = start[end]
+        return groups[::-1]
 
     def forward(self, inputs: Sequence[Wrapped]) -> Capture:
         """One left-padded forward pass; returns the method's Capture for these inputs."""
