@@ -23,14 +23,13 @@ from .errors import BadIndexError, RetrieverError
 from .evaluate import read_sts, sts_spearman
 from .indexer import CHUNK, Progress, build_index
 from .leg import DENSE_MODEL, LLM
-from .searcher import Searcher
+from .searcher import Result, Searcher
 from .sentence import SentenceEncoder, load_sentence_encoder
 from .settings import IndexSettings
+from .snippets import snippet
 from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
 from .updates import update_index
 from .verify import verify_index
-
-SNIPPET_CHARS = 240
 
 
 @dataclass
@@ -55,9 +54,11 @@ def result(query_id: str, query: str, mode: str, hits: list[Hit]) -> dict[str, A
     return {"query_id": query_id, "query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
 
 
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
+def _hit(doc_id: str, rank: int, result: Result, stored: dict[str, Any], tokens: list[dict]) -> Hit:
+    """A hit, its snippet cut where the tokens it shares with the query are (snippets.py)."""
+    return Hit(id=doc_id, rank=rank, score=result.score, scores=result.leg_scores, title=stored["title"],
+               snippet=snippet(stored["text"], [t["token"] for t in tokens]), tokens=tokens,
+               metadata=stored["metadata"])
 
 
 def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
@@ -212,10 +213,7 @@ class Retriever:
         run = searcher.run(queries, k=k, mode=mode, filter=filter)
         rows = sorted({r.row for query in run.queries for r in query.hits})
         stored = _stored(searcher, rows)
-        return [[Hit(id=searcher.ids[r.row], rank=rank, score=r.score, scores=r.leg_scores,
-                     title=stored[r.row]["title"], snippet=_snippet(stored[r.row]["text"]),
-                     tokens=searcher.explain(run, qi, r.row) if explain else [],
-                     metadata=stored[r.row]["metadata"])
+        return [[_hit(searcher.ids[r.row], rank, r, stored[r.row], searcher.explain(run, qi, r.row) if explain else [])
                  for rank, r in enumerate(query.hits, start=1)]
                 for qi, query in enumerate(run.queries)]
 

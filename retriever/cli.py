@@ -652,6 +652,9 @@ def serve(indexes: tuple[str, ...], host: str, port: int, batch_wait_ms: float, 
                     max_batch_queries=max_batch_queries, max_write_documents=max_write_documents)
     _use_threads(threads)
     config = ServeConfig(named, limits, batch_wait_ms, max_batch, token, device, dtype)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: binding {host}: other machines can reach this server"
+                   + ("; writes need the token" if token else ""), err=True)
     if not quiet:
         click.echo(f"serving {', '.join(named)} on http://{host}:{port} (loading models; GET /health says when "
                    f"ready){'; writes on' if token else ''}", err=True)

@@ -170,10 +170,14 @@ def _errors(app: FastAPI) -> None:
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
             return error(400, "the request body is not valid JSON")
+        if any(p.get("type") == "missing" and tuple(p.get("loc", ())) == ("body",) for p in problems):
+            return error(400, "the request body must be a JSON object; it was empty or not JSON")
         return error(422, "; ".join(_problem(p) for p in problems[:5]))
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # FastAPI's word for undecodable bytes
+            return error(400, "the request body is not valid JSON in UTF-8")
         return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -159,6 +159,54 @@ def test_bad_requests_get_a_4xx_with_a_message(http, method, path, kwargs, statu
     assert "Traceback" not in got.text and 'File "' not in got.text
 
 
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(("raw", "status", "message"), [
+    (b'{"query": "\\ud800 bees"}', 400, "invalid Unicode"),
+    (b'{"query": "bees", "k": NaN}', 422, "k:"),
+    (b'{"query": "bees", "filter": {"year": {"gte": Infinity}}}', 400, "finite number"),
+    (b'{"query": "bees", "filter": {}}', 400, "non-empty JSON object"),
+    (b'{"query": "bees", "filter": "topic"}', 422, "filter:"),
+    (b'\xff\xfe{"query": "bees"}', 400, "JSON"),
+    (b"", 400, "must be a JSON object; it was empty"),
+])
+def test_odd_json_gets_a_4xx(http, raw, status, message):
+    got = http.post("/search", content=raw, headers=JSON)
+    assert got.status_code == status, got.text
+    assert message in got.json()["error"]
+
+
+def test_generated_requests_never_get_a_5xx(http):
+    """Any JSON body hypothesis makes from the request's fields (wrong types, odd values, extra keys)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-3, 3000), st.floats(allow_nan=False),
+                       st.text(max_size=12))
+    condition = st.dictionaries(st.sampled_from(["gt", "gte", "lt", "in", "exists", "prefix", "near"]),
+                                st.one_of(scalar, st.lists(scalar, max_size=3)), max_size=2)
+    body = st.fixed_dictionaries({}, optional={
+        "query": st.one_of(st.text(max_size=60), scalar, st.lists(st.text(max_size=5), max_size=2)),
+        "k": st.one_of(st.integers(-2, 1500), scalar),
+        "mode": st.one_of(st.sampled_from(["hybrid", "dense", "sparse", "lexical"]), scalar),
+        "filter": st.one_of(st.none(), scalar, st.dictionaries(st.sampled_from(["topic", "_id", "year", ""]),
+                                                               st.one_of(scalar, condition), max_size=2)),
+        "explain": st.one_of(st.booleans(), scalar),
+        "index": st.one_of(st.just("demo"), scalar),
+        "extra": scalar})
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body)
+    def check(request):
+        got = http.post("/search", json=request)
+        assert got.status_code < 500, (request, got.text)
+        if got.status_code >= 400:
+            assert set(got.json()) == {"error", "status"}
+
+    check()
+
+
 def test_a_chunked_body_over_the_cap_is_refused(http):
     def chunks():
         for _ in range(40):
