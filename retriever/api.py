@@ -54,9 +54,9 @@ def result(query_id: str, query: str, mode: str, hits: list[Hit]) -> dict[str, A
     return {"query_id": query_id, "query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
 
 
-def _hit(doc_id: str, rank: int, result: Result, stored: dict[str, Any], tokens: list[dict]) -> Hit:
+def _hit(doc_id: str, rank: int, found: Result, stored: dict[str, Any], tokens: list[dict]) -> Hit:
     """A hit, its snippet cut where the tokens it shares with the query are (snippets.py)."""
-    return Hit(id=doc_id, rank=rank, score=result.score, scores=result.leg_scores, title=stored["title"],
+    return Hit(id=doc_id, rank=rank, score=found.score, scores=found.leg_scores, title=stored["title"],
                snippet=snippet(stored["text"], [t["token"] for t in tokens]), tokens=tokens,
                metadata=stored["metadata"])
 

@@ -167,9 +167,10 @@ class Searcher:
         """Queries as each leg sees them; the models' part through the batcher when there is one."""
         check_queries(queries)
         encoded: dict[str, Any] = {}
-        if model_legs := tuple(leg for leg in legs if self.settings.models((leg,))):
-            batched = self.batcher is not None
-            encoded = self.batcher((self, model_legs), queries) if batched else self.encode_models(queries, model_legs)
+        if (model_legs := tuple(leg for leg in legs if self.settings.models((leg,)))) and self.batcher is None:
+            encoded = self.encode_models(queries, model_legs)
+        elif model_legs:  # a pass shared with other threads' queries for the same legs of this version
+            encoded = self.batcher((self, model_legs), queries)
         return {leg: encoded[leg] if leg in encoded else self._legs[leg].encode(queries, None) for leg in legs}
 
     def encode_models(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:

@@ -19,15 +19,11 @@ WORD = re.compile(r"\w+")
 def matches(word: str, token: str) -> bool:
     """The page's rule (sharesToken): equal, or a common prefix of max(5, shorter length - 2) characters."""
     word, token = word.lower(), token.lower()
-    if word == token:
-        return True
     shortest = min(len(word), len(token))
-    if shortest < 5:
-        return False
-    common = 0
-    while common < shortest and word[common] == token[common]:
-        common += 1
-    return common >= max(5, shortest - 2)
+    if word == token or shortest < 5:
+        return word == token
+    n = max(5, shortest - 2)
+    return word[:n] == token[:n]
 
 
 def snippet(text: str, tokens: Sequence[str] = (), chars: int = CHARS) -> str:
@@ -35,7 +31,7 @@ def snippet(text: str, tokens: Sequence[str] = (), chars: int = CHARS) -> str:
     text = " ".join(text.split())
     if len(text) <= chars:
         return text
-    found = [m.start() for m in WORD.finditer(text) if any(matches(m.group(), t) for t in tokens)]
+    found = _found(text, tokens) if tokens else []
     start = _densest(found, chars - LEAD) if found else 0
     start = 0 if start <= LEAD else _word_start(text, start - LEAD)
     end = start + chars - (1 if start == 0 else 2)
@@ -43,6 +39,17 @@ def snippet(text: str, tokens: Sequence[str] = (), chars: int = CHARS) -> str:
     if end < len(text):
         body = body.rsplit(" ", 1)[0] + "…"
     return body if start == 0 else "…" + body
+
+
+def _found(text: str, tokens: Sequence[str]) -> list[int]:
+    """Where the text's matching words start: one regex pass finds the words that begin like a token (a
+    match shares at least its first five characters, or is the token; a head that is not all word
+    characters begins no word), the rule checks those."""
+    heads = sorted({t.lower()[:5] for t in tokens if WORD.fullmatch(t.lower()[:5] or "-")}, key=len, reverse=True)
+    if not heads:
+        return []
+    candidates = re.finditer(r"\b(?:" + "|".join(map(re.escape, heads)) + r")\w*", text, re.IGNORECASE)
+    return [m.start() for m in candidates if any(matches(m.group(), t) for t in tokens)]
 
 
 def _densest(starts: list[int], span: int) -> int:

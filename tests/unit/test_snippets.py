@@ -32,3 +32,22 @@ def test_the_matching_rule_is_the_pages():
     assert matches("Bees", "bees") and matches("glossaries", "glossary") and matches("vaccine", "vaccines")
     assert matches("eruption", "erupted") and matches("vaccination", "vaccine")
     assert not matches("bee", "bees") and not matches("the", "them") and not matches("honest", "honey")
+
+
+def test_the_fast_scan_finds_what_the_rule_finds():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from retriever.snippets import WORD, _found
+
+    words = st.sampled_from(["Vitamin", "vitamins", "deficient", "deficiency", "risk", "risks", "D", "d3", "the",
+                             "increase", "increases", "glossaries", "glossary", "über", "Übermut", "co-op"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(words, min_size=1, max_size=40), st.lists(words, min_size=1, max_size=5))
+    def check(text_words, tokens):
+        text = " ".join(text_words)
+        plain = [m.start() for m in WORD.finditer(text) if any(matches(m.group(), t) for t in tokens)]
+        assert _found(text, tokens) == plain
+
+    check()
