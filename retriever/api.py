@@ -226,7 +226,7 @@ class Retriever:
     def batch_requests(self, batcher: MicroBatcher) -> None:
         """Encode the queries of concurrent searches together (the server; batching.query_batcher): every
         later search of this Retriever, from any thread, shares its models' passes with the others waiting."""
-        self.searcher = Searcher(self.path, self.manifest, self.backbone, self.dense_encoder, batcher)
+        self.searcher.batcher = batcher  # read per call; a reloaded searcher (after add) keeps it
 
     def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
             progress: Progress | None = None, fields: Fields | None = None) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class MicroBatcher:
     key and `split`s the result back: split(result, sizes) -> one result per request, in order."""
 
     def __init__(self, run: Callable[[Hashable, list[str]], Any], split: Callable[[Any, list[int]], list[Any]],
-                 wait_ms: float = 5.0, max_texts: int = 64, name: str = "model"):
+                 wait_ms: float = 5.0, max_texts: int = 64, name: str = "queries"):
         if wait_ms < 0 or max_texts < 1:
             raise ValueError("wait_ms must be >= 0 and max_texts >= 1")
         self._run, self._split, self.wait, self.max_texts = run, split, wait_ms / 1000, max_texts
@@ -70,7 +70,7 @@ class MicroBatcher:
         self._worker.join()
 
     def stats(self) -> dict[str, Any]:
-        return {"model": self.name, "batches": self.batches, "texts": self.texts,
+        return {"name": self.name, "batches": self.batches, "texts": self.texts,
                 "mean_batch": round(self.texts / max(self.batches, 1), 2)}
 
     def _loop(self) -> None:

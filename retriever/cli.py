@@ -651,7 +651,7 @@ def serve(indexes: tuple[str, ...], host: str, port: int, batch_wait_ms: float, 
     limits = Limits(max_k=max_k, max_query_chars=max_query_chars, max_query_tokens=max_query_tokens,
                     max_batch_queries=max_batch_queries, max_write_documents=max_write_documents)
     _use_threads(threads)
-    config = ServeConfig(named, limits, batch_wait_ms, max_batch, token, device, dtype)
+    config = ServeConfig(named, limits, batch_wait_ms, max_batch, token, device, dtype, search_threads=threads or 1)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding {host}: other machines can reach this server"
                    + ("; writes need the token" if token else ""), err=True)

@@ -38,24 +38,24 @@ log = logging.getLogger("retriever.serve")
 THREADS = 128  # request threads: enough for every client of the load test to wait in one batch
 
 
-class SearchBody(BaseModel):
+class SearchOptions(BaseModel):
+    """What a search and a batch share; unknown fields are refused (a typo must not pass silently)."""
+
     model_config = ConfigDict(extra="forbid")
-    query: StrictStr
     k: StrictInt = Field(10, ge=1)
     mode: StrictStr = "hybrid"
     filter: dict[str, Any] | None = Field(None, description="README: filters, e.g. {\"year\": {\"gte\": 2000}}")
-    explain: StrictBool = True
     index: StrictStr | None = Field(None, description="a served index's name; the first one served by default")
 
 
-class BatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchBody(SearchOptions):
+    query: StrictStr
+    explain: StrictBool = True
+
+
+class BatchBody(SearchOptions):
     queries: list[StrictStr]
-    k: StrictInt = Field(10, ge=1)
-    mode: StrictStr = "hybrid"
-    filter: dict[str, Any] | None = None
     explain: StrictBool = False
-    index: StrictStr | None = None
 
 
 class WriteBody(BaseModel):
@@ -64,8 +64,8 @@ class WriteBody(BaseModel):
     upsert: StrictBool = False
 
 
-def create_app(config: ServeConfig, *, load: bool = True, on_failure: Callable[[], None] | None = None) -> FastAPI:
-    """The app for config; load=False leaves loading to the caller (service.load())."""
+def create_app(config: ServeConfig, *, on_failure: Callable[[], None] | None = None) -> FastAPI:
+    """The app for config; its indexes load in a thread once it starts (on_failure: when they cannot)."""
     service = Service(config)
 
     @asynccontextmanager
@@ -73,8 +73,7 @@ def create_app(config: ServeConfig, *, load: bool = True, on_failure: Callable[[
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        if load:
-            threading.Thread(target=_load, args=(service, on_failure), name="retriever-load", daemon=True).start()
+        threading.Thread(target=_load, args=(service, on_failure), name="retriever-load", daemon=True).start()
         yield
         service.close()
 

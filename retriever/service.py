@@ -125,8 +125,9 @@ class Service:
     def load(self, quiet: bool = True) -> None:
         """Open every index, sharing the models indexes have in common; state becomes ready or failed.
 
-        FAISS then searches with one thread per call: the server's parallelism is its concurrent requests,
-        and an OpenMP team per call spins on the cores the model's pass needs (docs/benchmarks.md)."""
+        FAISS then searches with search_threads per call (one unless `--threads` says otherwise): the
+        server's parallelism is its concurrent requests, and an OpenMP team per call spins on the cores the
+        model's pass needs (docs/benchmarks.md)."""
         import faiss
 
         faiss.omp_set_num_threads(self.config.search_threads)
@@ -258,7 +259,7 @@ class Service:
 
     def delete(self, index: str, doc_id: str) -> dict[str, Any]:
         served = self.index(index)
-        if served.retriever.document(doc_id) is None:
+        if served.retriever.searcher.row(doc_id) is None:
             raise ServiceError(404, f"index {served.name!r} has no document {doc_id!r}")
         with self._writing(served):
             manifest = served.retriever.delete([doc_id])

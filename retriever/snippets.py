@@ -45,7 +45,7 @@ def _found(text: str, tokens: Sequence[str]) -> list[int]:
     """Where the text's matching words start: one regex pass finds the words that begin like a token (a
     match shares at least its first five characters, or is the token; a head that is not all word
     characters begins no word), the rule checks those."""
-    heads = sorted({t.lower()[:5] for t in tokens if WORD.fullmatch(t.lower()[:5] or "-")}, key=len, reverse=True)
+    heads = sorted({h for h in (t.lower()[:5] for t in tokens) if h and WORD.fullmatch(h)}, key=len, reverse=True)
     if not heads:
         return []
     candidates = re.finditer(r"\b(?:" + "|".join(map(re.escape, heads)) + r")\w*", text, re.IGNORECASE)

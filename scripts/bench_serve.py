@@ -83,16 +83,16 @@ async def load(url: str, queries: list[str], clients: int, seconds: float, k: in
 
 
 def batch_counts(server: ServerProcess) -> dict[str, tuple[int, int]]:
-    """Per micro-batched model: (passes, texts) so far."""
-    return {m["model"]: (m["batches"], m["texts"]) for m in server.health().get("batching", {}).get("indexes", [])}
+    """Per served index's micro-batcher: (passes, texts) so far."""
+    return {m["name"]: (m["batches"], m["texts"]) for m in server.health().get("batching", {}).get("indexes", [])}
 
 
 def mean_batch(before: dict, after: dict) -> str:
-    """Texts per pass of each model during one run."""
+    """Texts per pass of each index's batcher during one run."""
     means = []
-    for model, (passes, texts) in after.items():
-        passes0, texts0 = before.get(model, (0, 0))
-        means.append(f"{model} {(texts - texts0) / max(1, passes - passes0):.1f}")
+    for name, (passes, texts) in after.items():
+        passes0, texts0 = before.get(name, (0, 0))
+        means.append(f"{name} {(texts - texts0) / max(1, passes - passes0):.1f}")
     return ", ".join(means) or "-"
 
 
