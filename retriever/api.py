@@ -28,7 +28,7 @@ from .sentence import SentenceEncoder, load_sentence_encoder
 from .settings import IndexSettings
 from .snippets import snippet
 from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
-from .updates import update_index
+from .updates import optimize_index, update_index
 from .verify import verify_index
 
 
@@ -125,8 +125,8 @@ class Retriever:
     def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None,
                  dense_encoder: SentenceEncoder | None = None):
         _check_model(manifest, backbone, folder)
-        self.path, self.manifest, self.backbone, self.dense_encoder = folder, manifest, backbone, dense_encoder
-        self.searcher = Searcher(folder, manifest, backbone, dense_encoder)
+        self.path, self.backbone, self.dense_encoder = folder, backbone, dense_encoder
+        self.manifest, self.searcher = _open(folder, manifest, backbone, dense_encoder)
 
     @classmethod
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
@@ -247,8 +247,14 @@ class Retriever:
         self._reload(manifest)
         return manifest
 
+    def optimize(self) -> dict[str, Any]:
+        """Merge the index's segments into one without its deleted documents (results stay the same)."""
+        manifest = optimize_index(self.path)
+        self._reload(manifest)
+        return manifest
+
     def _reload(self, manifest: dict[str, Any]) -> None:
-        searcher = Searcher(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher)
+        manifest, searcher = _open(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher)
         self.manifest, self.searcher = manifest, searcher  # searches in flight keep the version they took
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
@@ -268,6 +274,27 @@ class Retriever:
 
     def info(self) -> dict[str, Any]:
         return info(self.path)
+
+
+def _open(folder: Path, manifest: dict[str, Any], backbone: Backbone | None, dense_encoder: SentenceEncoder | None,
+          batcher: MicroBatcher | None = None, tries: int = 3) -> tuple[dict[str, Any], Searcher]:
+    """A searcher of the index's version manifest names. A writer that publishes a new version removes
+    files only the old one used: a reader that read the old manifest just before then finds them gone, and
+    opens the new version instead (an unchanged manifest means real damage, reported)."""
+    for attempt in range(tries):
+        try:
+            return manifest, Searcher(folder, manifest, backbone, dense_encoder, batcher)
+        except BadIndexError:
+            current = read_manifest(folder)
+            if current.get("checksum") == manifest.get("checksum") or attempt == tries - 1:
+                raise
+            manifest = current
+    raise AssertionError("unreachable")
+
+
+def optimize(path: str | Path) -> dict[str, Any]:
+    """Merge an index's segments into one and drop its deleted documents, without loading a model."""
+    return optimize_index(path)
 
 
 def delete_documents(path: str | Path, ids: Sequence[str]) -> dict[str, Any]:

@@ -336,13 +336,30 @@ def delete(index_dir: Path, ids: tuple[str, ...], as_json: bool) -> None:
     _report_update(api.delete_documents(index_dir, ids), as_json, quiet=False)
 
 
+@main.command()
+@click.argument("index_dir", metavar="INDEX", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
+def optimize(index_dir: Path, as_json: bool) -> None:
+    """Merge an index's segments into one and drop its deleted documents; search results stay the same.
+    Atomic: a crash leaves the index as it was. The model is not loaded."""
+    before = api.info(index_dir)
+    manifest = api.optimize(index_dir)
+    if as_json:
+        _print_json(manifest)
+        return
+    segments = len(before.get("segments", [None]))
+    click.echo(f"{segments} segment{'s' * (segments != 1)} -> 1; {manifest['documents']:,} documents, "
+               f"{_human_bytes(before['size_bytes'])} -> {_human_bytes(api.info(index_dir)['size_bytes'])}", err=True)
+
+
 def _report_update(manifest: dict, as_json: bool, quiet: bool) -> None:
     if as_json:
         _print_json(manifest)
     elif not quiet:
         last = manifest["updates"][-1]
+        segments = len(manifest["segments"])
         click.echo(f"added {last['added']:,}, replaced {last.get('replaced', 0):,}, deleted {last['deleted']:,}: "
-                   f"{manifest['documents']:,} documents now", err=True)
+                   f"{manifest['documents']:,} documents now, in {segments} segment{'s' * (segments != 1)}", err=True)
 
 
 @main.command()
@@ -518,6 +535,9 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     if stages := data.get("stage_seconds"):  # indexes from before stage timing have none
         lines.append(("  where the time went", ", ".join(f"{k} {v:.1f}s" for k, v in
                                                      sorted(stages.items(), key=lambda kv: -kv[1]))))
+    if segments := data.get("segments"):
+        deleted = sum(seg["deleted"] for seg in segments)
+        lines.append(("segments", f"{len(segments)} ({deleted:,} deleted documents kept until `retriever optimize`)"))
     lines += [(f"  {name}", _human_bytes(size)) for name, size in data["files"].items()]
     for key, value in lines:
         click.echo(f"{key:<28} {value}")

@@ -1,6 +1,8 @@
 """The dense leg: cosine similarity over FAISS, exact (flat) by default, HNSW as an option.
 
-DenseLeg owns its two files (leg.py): the unit vectors and the FAISS structure built over them.
+DenseLeg owns its two files per segment (leg.py): the unit vectors and the FAISS structure built over
+them. A segmented index is searched segment by segment (HNSW graphs stay per segment) and the top lists
+are merged by exact score.
 
 The raw normalised matrix is kept beside the FAISS structure: fusion rescores every candidate exactly,
 and that needs a document's vector whatever index type found (or missed) it.
@@ -10,20 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import faiss
 import numpy as np
-import pyarrow as pa
 
 from .errors import BadIndexError
 from .leg import DENSE_MODEL, LLM, Hits, LegContext, Part
-from .store import load_array, read_file
 
 if TYPE_CHECKING:
+    from .segments import Segment
     from .settings import IndexSettings
-    from .store import IndexWriter
+    from .store import FileWriter
 
 KINDS = ("flat", "hnsw")
 
@@ -91,8 +91,52 @@ class DenseIndex:
         return top
 
     def score(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Exact cosine of one query against chosen documents."""
-        return np.asarray(self.vectors[ids] @ normalize(query[None])[0], dtype=np.float32)
+        """Exact cosine of one query against chosen documents, each row summed on its own (a BLAS product
+        rounds a row by its neighbours, and the same document must score the same in any company)."""
+        return (np.asarray(self.vectors[ids], np.float32) * normalize(query[None])[0]).sum(axis=1, dtype=np.float32)
+
+
+class SegmentedDense:
+    """The dense leg over every live segment: each segment's own FAISS search, merged by exact score, in the
+    index's row numbering (segments.Segment)."""
+
+    def __init__(self, parts: Sequence[DenseIndex], segments: Sequence[Segment]):
+        self.parts, self.segments = list(parts), list(segments)
+        self.offsets = np.array([s.offset for s in segments], dtype=np.int64)
+        self.local = [s.live_rows() for s in segments]  # index row - offset -> the segment's row
+
+    def top(self, queries: np.ndarray, depth: int, mask: np.ndarray | None) -> list[np.ndarray]:
+        """Per query, the top-depth index rows (among mask's) by exact cosine, ties by row."""
+        found: list[list[np.ndarray]] = [[] for _ in range(len(queries))]
+        for part, segment, local in zip(self.parts, self.segments, self.local, strict=True):
+            if mask is None:  # deleted rows may take places in FAISS's list: ask for that many more
+                k = min(segment.rows, depth + len(segment.deleted))
+                lists = list(part.search(queries, k)[1])
+            else:
+                kept = mask[segment.offset:segment.offset + segment.live_count]
+                if not kept.any():
+                    continue
+                allowed = np.zeros(segment.rows, dtype=bool)
+                allowed[local[kept]] = True
+                lists = part.search_among(queries, depth, allowed)
+            for qi, rows in enumerate(lists):
+                rows = segment.index_rows[rows[rows >= 0]]
+                found[qi].append(rows[rows >= 0])
+        return [self._best(queries[qi], np.concatenate(lists) if lists else np.zeros(0, np.int64), depth)
+                for qi, lists in enumerate(found)]
+
+    def _best(self, query: np.ndarray, rows: np.ndarray, depth: int) -> np.ndarray:
+        scores = self.score(query, rows)
+        return rows[np.lexsort((rows, -scores))[:depth]]
+
+    def score(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        out = np.empty(len(rows), dtype=np.float32)
+        for s in np.unique(which):
+            chosen = which == s
+            out[chosen] = self.parts[s].score(query, self.local[s][rows[chosen] - self.offsets[s]])
+        return out
 
 
 VECTORS = "dense"  # dense.npy: the unit vectors, documents x dimension
@@ -106,7 +150,7 @@ class DenseLeg:
     title: ClassVar[str] = "dense leg"
     explains: ClassVar[bool] = False
 
-    def __init__(self, index: DenseIndex, encoder: Any = None):
+    def __init__(self, index: SegmentedDense, encoder: Any = None):
         self.index, self.encoder = index, encoder  # encoder: the trained one queries go through, if any
 
     @classmethod
@@ -115,69 +159,74 @@ class DenseLeg:
         return frozenset({DENSE_MODEL if settings.dense_model else LLM})
 
     @classmethod
-    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+    def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
         with ctx.timing("write"):
             return cls._write(writer, normalize(np.concatenate([p.array("dense") for p in parts])),
                               ctx.settings.dense_kind)
 
     @classmethod
-    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
-               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        """Kept vectors as stored (normalising them again could move their last bits), new ones normalised."""
-        vectors = [np.asarray(load_array(folder, VECTORS))[keep]]
-        if new is not None:
-            vectors.append(normalize(new.array("dense")))
+    def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
+        """Live vectors as stored (normalising them again could move their last bits)."""
+        vectors = [np.asarray(s.array(VECTORS))[s.live_rows()] for s in segments]
         return cls._write(writer, np.concatenate(vectors), ctx.settings.dense_kind)
 
     @staticmethod
-    def _write(writer: IndexWriter, unit: np.ndarray, kind: str) -> dict[str, Any]:
+    def _write(writer: FileWriter, unit: np.ndarray, kind: str) -> dict[str, Any]:
         writer.add_array(VECTORS, unit)
         writer.add_file(FAISS_FILE, faiss.serialize_index(build_faiss(unit, kind)).tobytes())
         return {"dense_dim": int(unit.shape[1])}
 
     @classmethod
-    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
-        n, dim = manifest["documents"], manifest["dense_dim"]
-        vectors = load_array(folder, VECTORS)
+    def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
+        return {"dense_dim": segments[0].fields["dense_dim"]}
+
+    @classmethod
+    def check(cls, segment: Segment, manifest: dict[str, Any]) -> str:
+        n, dim = segment.rows, manifest["dense_dim"]
+        vectors = segment.array(VECTORS)
         if vectors.shape != (n, dim) or not np.all(np.isfinite(vectors)):
             raise BadIndexError(f"{VECTORS}.npy: shape {vectors.shape} (expected {(n, dim)}) or non-finite values")
         norms = np.linalg.norm(vectors, axis=1)
         if not np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)):
             raise BadIndexError(f"{VECTORS}.npy: vectors are not unit length")
-        index = _read_faiss(folder, manifest)
+        index = _read_faiss(segment)
         if index.ntotal != n or index.d != dim:
             raise BadIndexError(f"{FAISS_FILE} holds {index.ntotal} vectors of dimension {index.d}, "
                                 f"expected {n} x {dim}")
         return f"{n} unit vectors of dimension {dim}; FAISS holds the same count"
 
     @classmethod
-    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> DenseLeg:
-        vectors, index = load_array(folder, VECTORS), _read_faiss(folder, manifest)
-        if vectors.ndim != 2 or len(vectors) != manifest["documents"] or index.d != vectors.shape[1]:
-            raise BadIndexError(f"{folder}: {VECTORS}.npy has shape {vectors.shape} and the FAISS index "
-                                f"dimension {index.d}, for {manifest['documents']} documents")
-        try:
-            return cls(DenseIndex(vectors, index), ctx.dense_encoder if ctx.settings.dense_model else None)
-        except ValueError as exc:
-            raise BadIndexError(f"{folder}: {exc}") from None
+    def open(cls, segments: Sequence[Segment], ctx: LegContext) -> DenseLeg:
+        parts = []
+        for segment in segments:
+            vectors, index = segment.array(VECTORS), _read_faiss(segment)
+            if vectors.ndim != 2 or len(vectors) != segment.rows or index.d != vectors.shape[1]:
+                raise BadIndexError(f"{segment.folder}: {VECTORS}.npy has shape {vectors.shape} and the FAISS "
+                                    f"index dimension {index.d}, for {segment.rows} documents")
+            try:
+                parts.append(DenseIndex(vectors, index))
+            except ValueError as exc:
+                raise BadIndexError(f"{segment.folder}: {exc}") from None
+        if len({p.vectors.shape[1] for p in parts}) > 1:
+            raise BadIndexError(f"{ctx.manifest.get('segments')}: segments of different dimensions")
+        return cls(SegmentedDense(parts, segments), ctx.dense_encoder if ctx.settings.dense_model else None)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> np.ndarray:
         return self.encoder.encode(texts) if self.encoder is not None else vectors.dense
 
     def hits(self, queries: np.ndarray, depth: int, mask: np.ndarray | None = None) -> Hits:
-        top = self.index.search(queries, depth)[1] if mask is None else self.index.search_among(queries, depth, mask)
-        for qi, rows in enumerate(top):
-            yield rows[rows >= 0], partial(self.index.score, queries[qi])
+        for qi, rows in enumerate(self.index.top(queries, depth, mask)):
+            yield rows, partial(self.index.score, queries[qi])
 
     def explain(self, queries: np.ndarray, qi: int, row: int, text: str) -> list[tuple[str, float]]:
         return []
 
 
-def _read_faiss(folder: Path, manifest: dict[str, Any]) -> faiss.Index:
+def _read_faiss(segment: Segment) -> faiss.Index:
     """FAISS's file, checksummed before FAISS parses it: damaged native data could crash the process."""
-    data = read_file(folder, FAISS_FILE, manifest)
+    data = segment.read_file(FAISS_FILE)
     try:
         return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:  # FAISS reports a damaged file this way
-        raise BadIndexError(f"{folder / FAISS_FILE}: cannot read the FAISS index "
+        raise BadIndexError(f"{segment.folder / FAISS_FILE}: cannot read the FAISS index "
                             f"({str(exc).splitlines()[0]})") from None

@@ -3,8 +3,9 @@ the BM25 lexical leg counts the same documents' words and needs no model.
 
 Documents and their vectors are committed to disk chunk by chunk as they are encoded (checkpoint.py), so
 memory does not grow with the corpus while the model runs and a killed build resumes. Each leg then writes
-its own files from all the chunks (leg.py), since some need the whole corpus first: the key-token leg its
-first principal component, BM25 its statistics. The indexer names no leg's files.
+its own files of the index's first segment (segments.py) from all the chunks (leg.py), since the
+key-token leg fits its first principal component on a sample of the whole corpus first. The indexer names
+no leg's files.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .encoders import Encoder, EncodeStats, defaults_for
 from .errors import InputError, RetrieverError
 from .leg import LegContext
 from .legs import leg_types
+from .segments import Segment, segment_name
 from .settings import IndexSettings
 from .store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive, remember_last
 from .timing import Clock
@@ -194,23 +196,33 @@ def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Chec
 
 def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: IndexSettings,
               u1: np.ndarray | None, manifest: dict[str, Any], started: float, stages: Stages) -> Path:
-    """The index from the committed chunks: documents copied, each leg written, manifest written last."""
+    """The index from the committed chunks: one segment (documents copied, each leg written), then the
+    manifest, last."""
     chunks = list(checkpoint.chunks())
     stats, empty, count = EncodeStats(), 0, 0
+    name = segment_name(1)
     with IndexWriter(target) as writer:
+        segment = writer.segment(name)
         for chunk in chunks:
             with stages.timing("write"):
-                writer.add_documents(chunk.documents())
+                segment.add_documents(chunk.documents())
             count += chunk.info["documents"]
             empty += chunk.info["empty"]
             stats.add(EncodeStats(**chunk.info.get("stats", {})))
         context = LegContext(settings, backbone, count, u1, stages.timing)
+        legs: dict[str, Any] = {}
         for leg in leg_types(settings.legs):
-            manifest.update(leg.write(writer, chunks, context))
+            legs.update(leg.write(segment, chunks, context))
+        segment.close()
+        written = [Segment(writer.folder / name, name, count, fields=legs)]
+        for leg in leg_types(settings.legs):
+            manifest.update(leg.summary(written))
         stages.seconds["tokenize"], stages.seconds["forward"] = stats.tokenize_seconds, stats.forward_seconds
         manifest.update({
             "documents": count, "documents_empty": empty, "documents_truncated": stats.truncated,
             "tokens_embedded": stats.tokens, "padded_tokens": stats.padded_tokens,
+            "segments": [{"name": name, "documents": count, "deleted": 0, "tombstones": None, "legs": legs}],
+            "generation": 1, "next_segment": 2,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3), "stage_seconds": stages.report(),
             "versions": _library_versions()})

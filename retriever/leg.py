@@ -1,10 +1,13 @@
 """What every leg of an index is: one class that owns its files, from writing them to searching them.
 
-A leg (dense.py, sparse.py, lexical.py) writes its files from the documents and the forward pass's arrays
-and returns the manifest fields it wants back, opens them for search, rewrites them when documents are
-added or deleted, and checks them for `retriever verify`. Its file names are its own module's constants,
-so the format of a leg lives in one place; indexer, searcher, updates and verify loop over the index's
-legs (legs.py) and name none of their files. This is bm25s's `BM25` (index, retrieve, save, load in one
+A leg (dense.py, sparse.py, lexical.py) writes one segment's files (segments.py) from the documents and
+the forward pass's arrays and returns the fields it wants back, merges segments into one (optimize),
+opens every live segment of an index together for search, and checks a segment's files for `retriever
+verify`. A segment's files hold what its own documents are (vectors, rows, word counts), never a
+statistic of the corpus, so that a new segment leaves the others as they are and search takes the
+statistics over the whole live index. Its file names are its own module's constants, so the format of a
+leg lives in one place; indexer, searcher, updates and verify loop over the index's legs (legs.py) and
+name none of their files. This is bm25s's `BM25` (index, retrieve, save, load in one
 class) and sentence-transformers' modules (each with its own config, save and load), for a hybrid index.
 
 An opened leg turns queries into its own representation (`encode`, given the forward pass's vectors when
@@ -17,15 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from .segments import Segment
     from .settings import IndexSettings
-    from .store import IndexWriter
+    from .store import FileWriter
 
 LLM, DENSE_MODEL = "llm", "dense-model"  # the models a leg may need (Leg.models)
 Scorer = Callable[[np.ndarray], np.ndarray]  # candidate rows -> their exact scores in this leg
@@ -58,14 +61,18 @@ class TablePart:
 @dataclass
 class LegContext:
     """What a leg may use besides its own files: the index's settings, the model (None for an index
-    without a model leg) and, when building, a fitted state to reuse and the build's stage clock."""
+    without a model leg), the index's manifest and its live segments when there is an index already (an
+    add: score new documents as the old ones), and, when building, a fitted state to reuse and the build's
+    stage clock."""
 
     settings: IndexSettings
     backbone: Any = None
-    documents: int = 0  # documents in the index being opened
-    u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike (build only)
+    documents: int = 0  # live documents in the index being opened
+    u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike
     timing: Callable[[str], AbstractContextManager] = lambda stage: nullcontext()
     dense_encoder: Any = None  # the trained sentence encoder (sentence.py) when settings.dense_model names one
+    manifest: dict[str, Any] = field(default_factory=dict)
+    segments: Sequence[Segment] = ()
 
 
 class Leg(Protocol):
@@ -81,22 +88,27 @@ class Leg(Protocol):
         pass), DENSE_MODEL (a trained sentence encoder), or none."""
 
     @classmethod
-    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
-        """Write this leg's files for the documents of parts, in order; return its manifest fields."""
+    def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+        """Write this leg's files of one segment for the documents of parts, in order; return the fields
+        the segment records for it (Segment.fields)."""
 
     @classmethod
-    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
-               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        """Rewrite the files of folder's index for its rows where keep, then new's documents appended
-        (table: every document of the result); return the manifest fields."""
+    def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
+        """Write one segment's files for the live rows of segments, in order, as write would have for them."""
 
     @classmethod
-    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
-        """Read every file of this leg and check its structure; raise BadIndexError, or say what holds."""
+    def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
+        """The index-level manifest fields of this leg over the live segments (counts, statistics)."""
 
     @classmethod
-    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> Leg:
-        """This leg of folder's index, ready to search (cheap checks only: loading must stay fast)."""
+    def check(cls, segment: Segment, manifest: dict[str, Any]) -> str:
+        """Read every file of this leg in a segment and check its structure; raise BadIndexError, or say
+        what holds."""
+
+    @classmethod
+    def open(cls, segments: Sequence[Segment], ctx: LegContext) -> Leg:
+        """This leg over the live rows of every segment, ready to search (cheap checks only: loading must
+        stay fast)."""
 
     def encode(self, texts: Sequence[str], vectors: Any) -> Any:
         """Queries as this leg searches them, one row per query (an array or a CSR matrix: a micro-batch of

@@ -1,10 +1,13 @@
 """The lexical leg: BM25 over stemmed words, as bm25s scores it.
 
 The LLM legs miss exact rare terms (gene names, numbers, acronyms) that BM25 finds at once, and on small
-models BM25 is the strongest leg by far, so it is indexed beside them by default. bm25s computes the BM25
-weights (eager scoring: each posting already holds its document's BM25 contribution), so a query is one
-sparse product over the same kind of inverted index as the key-token leg. LexicalLeg owns the leg's
-files (leg.py).
+models BM25 is the strongest leg by far, so it is indexed beside them by default. A segment stores word
+counts and document lengths; the index weighs them when it opens (eager scoring, bm25s's Lucene formula:
+each posting then holds its document's BM25 contribution), with the document frequencies and average
+length of every live document of every segment, so a segmented index scores exactly as one built at once
+and a query is one sparse product over the same kind of inverted index as the key-token leg. The words
+are numbered in sorted order across segments, so the sums run in the same order however the documents
+were split. LexicalLeg owns the leg's files (leg.py).
 """
 
 from __future__ import annotations
@@ -13,21 +16,20 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pyarrow as pa
 import scipy.sparse as sp
 
 from .errors import BadIndexError, RetrieverError
 from .leg import Hits, LegContext, Part, TablePart
 from .sparse import SparseIndex, ragged_to_csr
-from .store import load_csr, read_file, stored_contents
+from .store import stored_contents
 
 if TYPE_CHECKING:
+    from .segments import Segment
     from .settings import IndexSettings
-    from .store import IndexWriter
+    from .store import FileWriter
 
 # bm25s's default splitter: words of two or more characters
 WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -96,8 +98,8 @@ class Analyzer:
 
 
 class LexicalBuilder:
-    """Collects documents' word ids as they stream past; BM25 weights need the whole corpus's statistics
-    (document frequencies, average length), so they are computed once, at the end."""
+    """Collects documents' word ids as they stream past, for one segment's word counts (counts) or, in
+    tests and scripts, a corpus's finished BM25 weights (postings)."""
 
     def __init__(self, config: LexicalConfig):
         self.config = config
@@ -111,22 +113,38 @@ class LexicalBuilder:
             ids = [vocab.setdefault(w, len(vocab)) for w in self.analyzer.words(text)]
             self.documents.append(np.array(ids, dtype=np.int32))
 
-    def postings(self) -> sp.csr_matrix:
-        """BM25 weight of every (word, document) pair, vocabulary x documents, from bm25s."""
-        import bm25s
+    def counts(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Word counts (vocabulary x documents) and each document's length in counted words."""
+        lengths = np.array([len(d) for d in self.documents], dtype=np.int32)
+        words = np.concatenate(self.documents) if self.documents else np.zeros(0, np.int32)
+        columns = np.repeat(np.arange(len(self.documents), dtype=np.int32), lengths)
+        tf = sp.csr_matrix((np.ones(len(words), np.float32), (words, columns)),
+                           shape=(len(self.vocab), len(self.documents)))
+        tf.sum_duplicates()
+        return tf, lengths
 
-        n, vocab_size = len(self.documents), len(self.vocab)
-        if vocab_size == 0:
-            return sp.csr_matrix((0, n), dtype=np.float32)
-        model = bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
-        model.index((self.documents, dict(zip(range(vocab_size), range(vocab_size), strict=True))),
-                    create_empty_token=False, show_progress=False)
-        s = model.scores  # column-compressed documents x words: indptr runs over words
-        return sp.csr_matrix((s["data"].astype(np.float32), s["indices"].astype(np.int32),
-                              s["indptr"].astype(np.int64)), shape=(vocab_size, n))
+    def postings(self) -> sp.csr_matrix:
+        """BM25 weight of every (word, document) pair, vocabulary x documents."""
+        return bm25_weights(*self.counts(), self.config)
 
     def vocabulary(self) -> list[str]:
         return list(self.vocab)
+
+
+def bm25_weights(tf: sp.csr_matrix, lengths: np.ndarray, config: LexicalConfig) -> sp.csr_matrix:
+    """BM25 (Lucene's idf, bm25s's "lucene" method) of every posting of tf (words x documents), from the
+    statistics of exactly these documents: idf log(1 + (N - df + 0.5) / (df + 0.5)) times
+    tf / (tf + k1 (1 - b + b dl / avgdl)), in float64 and stored in float32."""
+    n = tf.shape[1]
+    if n == 0 or tf.nnz == 0:
+        return sp.csr_matrix(tf.shape, dtype=np.float32)
+    df = np.diff(tf.indptr)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    lengths = np.asarray(lengths, dtype=np.float64)
+    dl = lengths[tf.indices] / (lengths.sum() / n)
+    counts = tf.data.astype(np.float64)
+    weights = counts / (counts + config.k1 * (1 - config.b + config.b * dl)) * np.repeat(idf, df)
+    return sp.csr_matrix((weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
 
 
 class LexicalQueries:
@@ -163,11 +181,13 @@ def parse_vocabulary(data: bytes, source: str) -> list[str]:
     return vocabulary
 
 
-POSTINGS = "lexical_postings"  # vocabulary x documents BM25 weights, CSR as three .npy arrays
+COUNTS = "lexical_tf"  # a segment's vocabulary x documents word counts, CSR as three .npy arrays
+LENGTHS = "lexical_lengths"  # each of its documents' length in counted words (BM25's dl)
+LEGACY_POSTINGS = "lexical_postings"  # a format-1 index's finished BM25 weights
 
 
 class LexicalLeg:
-    """The lexical leg's files and search: the vocabulary and the BM25-weighted postings."""
+    """The lexical leg's files and search: per segment its vocabulary, word counts and document lengths."""
 
     name: ClassVar[str] = "lexical"
     title: ClassVar[str] = "lexical leg"
@@ -181,35 +201,59 @@ class LexicalLeg:
         return frozenset()
 
     @classmethod
-    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+    def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
         with ctx.timing("lexical"):
             builder = LexicalBuilder(ctx.settings.lexical)
             for part in parts:
                 builder.add(stored_contents(part.documents()))
-            postings = builder.postings()
+            tf, lengths = builder.counts()
             writer.add_file(VOCAB_FILE, vocabulary_bytes(builder.vocabulary()))
-            writer.add_csr(POSTINGS, postings)
-        return {"lexical_vocab_size": postings.shape[0], "lexical_nnz": int(postings.nnz)}
+            writer.add_csr(COUNTS, tf)
+            writer.add_array(LENGTHS, lengths)
+        return {"lexical_vocab_size": tf.shape[0], "lexical_nnz": int(tf.nnz), "lexical_words": int(lengths.sum())}
 
     @classmethod
-    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
-               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        """Recomputed from every stored text: idf and average length are statistics of the whole corpus."""
-        return cls.write(writer, [TablePart(table)], ctx)
+    def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
+        """Counted again from the live documents' stored texts: word counting is the cheap part of an index."""
+        from .segments import live_documents
+
+        return cls.write(writer, [TablePart(live_documents(segments))], ctx)
 
     @classmethod
-    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
-        vocabulary = _read_vocabulary(folder, manifest)
-        postings = load_csr(folder, POSTINGS, (len(vocabulary), manifest["documents"]))
-        if not np.all(np.isfinite(postings.data)):
-            raise BadIndexError(f"{POSTINGS}: non-finite weights")
-        return f"{postings.nnz} postings over {len(vocabulary)} words"
+    def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
+        """BM25's corpus statistics over the live documents: their count and their total length."""
+        words = sum(int(np.asarray(_lengths(s))[s.live_rows()].sum()) for s in segments if not s.legacy)
+        return {"lexical_documents": sum(s.live_count for s in segments), "lexical_words": words}
 
     @classmethod
-    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> LexicalLeg:
-        vocabulary = _read_vocabulary(folder, manifest)
-        index = SparseIndex.from_postings(load_csr(folder, POSTINGS, (len(vocabulary), ctx.documents)))
-        return cls(LexicalQueries(ctx.settings.lexical, vocabulary), index)
+    def check(cls, segment: Segment, manifest: dict[str, Any]) -> str:
+        vocabulary = _read_vocabulary(segment)
+        if segment.legacy:
+            weights = segment.csr(LEGACY_POSTINGS, (len(vocabulary), segment.rows))
+            if not np.all(np.isfinite(weights.data)):
+                raise BadIndexError(f"{LEGACY_POSTINGS}: non-finite weights")
+            return f"{weights.nnz} postings over {len(vocabulary)} words"
+        tf, lengths = _counts(segment, vocabulary), _lengths(segment)
+        if not np.all(tf.data >= 1) or not np.all(tf.data == np.round(tf.data)):
+            raise BadIndexError(f"{COUNTS}: word counts must be positive whole numbers")
+        if not np.array_equal(np.bincount(tf.indices, weights=tf.data, minlength=segment.rows), lengths):
+            raise BadIndexError(f"{LENGTHS}: the document lengths are not the sums of the word counts")
+        return f"{tf.nnz} postings over {len(vocabulary)} words; lengths match the counts"
+
+    @classmethod
+    def open(cls, segments: Sequence[Segment], ctx: LegContext) -> LexicalLeg:
+        config = ctx.settings.lexical
+        if segments[0].legacy:
+            vocabulary = _read_vocabulary(segments[0])
+            postings = segments[0].csr(LEGACY_POSTINGS, (len(vocabulary), ctx.documents))
+            return cls(LexicalQueries(config, vocabulary), SparseIndex.from_postings(postings))
+        vocabulary, tf, lengths = _live_counts(segments, ctx.documents)
+        expected = {k: ctx.manifest[k] for k in ("lexical_documents", "lexical_words") if k in ctx.manifest}
+        found = {"lexical_documents": tf.shape[1], "lexical_words": int(lengths.sum())}
+        if any(found[k] != v for k, v in expected.items()):
+            raise BadIndexError(f"the lexical leg's live documents hold {found}, the manifest says {expected}; "
+                                "the index is damaged")
+        return cls(LexicalQueries(config, vocabulary), SparseIndex.from_postings(bm25_weights(tf, lengths, config)))
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         return self.queries.encode(texts)
@@ -224,5 +268,38 @@ class LexicalLeg:
                 for token, weight in self.index.shared_tokens(queries[qi], row)]
 
 
-def _read_vocabulary(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    return parse_vocabulary(read_file(folder, VOCAB_FILE, manifest), str(folder / VOCAB_FILE))
+def _live_counts(segments: Sequence[Segment], documents: int) -> tuple[list[str], sp.csr_matrix, np.ndarray]:
+    """Every segment's live word counts in one matrix (words in sorted order x index rows), the words no
+    live document has left out, and the live documents' lengths."""
+    vocabularies = [_read_vocabulary(s) for s in segments]
+    words = sorted(set().union(*vocabularies))
+    number = {w: i for i, w in enumerate(words)}
+    rows, columns, data, lengths = [], [], [], []
+    for segment, vocabulary in zip(segments, vocabularies, strict=True):
+        tf = _counts(segment, vocabulary).tocoo()
+        index_rows = segment.index_rows[tf.col]
+        live = index_rows >= 0
+        rows.append(np.array([number[w] for w in vocabulary], dtype=np.int64)[tf.row[live]])
+        columns.append(index_rows[live])
+        data.append(tf.data[live])
+        lengths.append(np.asarray(_lengths(segment))[segment.live_rows()])
+    tf = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(columns))),
+                       shape=(len(words), documents))
+    tf.sort_indices()
+    used = np.diff(tf.indptr) > 0
+    return [w for w, u in zip(words, used, strict=True) if u], tf[used], np.concatenate(lengths)
+
+
+def _counts(segment: Segment, vocabulary: list[str]) -> sp.csr_matrix:
+    return segment.csr(COUNTS, (len(vocabulary), segment.rows))
+
+
+def _lengths(segment: Segment) -> np.ndarray:
+    lengths = segment.array(LENGTHS)
+    if lengths.shape != (segment.rows,) or (len(lengths) and lengths.min() < 0):
+        raise BadIndexError(f"{segment.folder / LENGTHS}.npy: not {segment.rows} document lengths")
+    return lengths
+
+
+def _read_vocabulary(segment: Segment) -> list[str]:
+    return parse_vocabulary(segment.read_file(VOCAB_FILE), str(segment.folder / VOCAB_FILE))

@@ -26,8 +26,8 @@ from .filters import mask, parse_filter
 from .fusion import fuse
 from .leg import DENSE_MODEL, LLM, Leg, LegContext, Scorer
 from .legs import leg_names, leg_type
+from .segments import live_documents, segments_of
 from .settings import LEGS, IndexSettings
-from .store import read_documents
 from .timing import Clock
 
 MODES = ("hybrid", *LEGS)
@@ -80,16 +80,17 @@ class Searcher:
         if self.settings.needs_model and backbone is not None:
             self._encoder = Encoder(backbone, self.settings.make_method(),
                                     self.settings.max_tokens)
-        self.documents = read_documents(folder)
+        segments = segments_of(folder, manifest)
+        self.documents = live_documents(segments)  # the live rows of every segment, numbered as the legs number them
         self.ids: list[str] = self.documents.column("id").to_pylist()
         self._metadata: list[dict] | None = None
         self._rows: dict[str, int] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
-        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder)
+        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder, manifest=manifest)
         loaded = {LLM} if backbone is not None else set()
         loaded |= {DENSE_MODEL} if dense_encoder is not None else set()
-        self._legs: dict[str, Leg] = {name: leg_type(name).open(folder, manifest, context) for name in self.legs
+        self._legs: dict[str, Leg] = {name: leg_type(name).open(segments, context) for name in self.legs
                                       if self.settings.models((name,)) <= loaded}
 
     def metadata(self) -> list[dict]:

@@ -21,7 +21,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -33,11 +32,12 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from .errors import BadIndexError, RetrieverError
 from .invariance import pad_rows
 from .leg import LLM, Hits, LegContext, Part
-from .store import load_array, load_csr, stored_contents
+from .store import stored_contents
 
 if TYPE_CHECKING:
+    from .segments import Segment
     from .settings import IndexSettings
-    from .store import IndexWriter
+    from .store import FileWriter
 
 WEIGHTINGS = ("relu", "log1p")
 OWN_WORDS = ("content", "all")  # a text's own tokens: its content words' pieces, or every token it has
@@ -377,9 +377,9 @@ def top_positive(scores: np.ndarray, depth: int) -> np.ndarray:
 
 
 U1 = "u1"  # u1.npy: the principal component removed before projecting, for queries as for documents
-ROWS = "sparse_rows"  # documents x vocabulary, CSR as three .npy arrays
-POSTINGS = "sparse_postings"  # its transpose, for search
-IDF_FILE = "sparse_idf"  # per-token idf over the corpus's rows, where the config applies one
+ROWS = "sparse_rows"  # a segment's documents x vocabulary weights before any idf, CSR as three .npy arrays
+LEGACY_POSTINGS = "sparse_postings"  # a format-1 index's rows transposed (its rows hold the idf already)
+LEGACY_IDF = "sparse_idf"  # a format-1 index's per-token idf
 
 
 def excluded_token_ids(tokenizer) -> list[int]:
@@ -425,7 +425,8 @@ def _sample(projector: KeyTokenProjector, parts: Sequence[Part]) -> np.ndarray:
 
 
 class KeyTokenLeg:
-    """The key-token leg's files and search: u1.npy, the document rows and their postings."""
+    """The key-token leg's files and search: per segment u1.npy (the index's, the same in every segment)
+    and the documents' rows before idf; the idf is taken over every live row when the index opens."""
 
     name: ClassVar[str] = "sparse"
     title: ClassVar[str] = "key-token leg"
@@ -443,9 +444,11 @@ class KeyTokenLeg:
         return frozenset({LLM})
 
     @classmethod
-    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
-        """u_1 is fitted on a sample of the whole corpus (or ctx.u1 reused) before any document is projected."""
-        backbone, settings, u1 = ctx.backbone, ctx.settings, ctx.u1
+    def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+        """u_1: ctx.u1, else the index's (an add), else fitted on a sample of the whole build before any
+        document is projected."""
+        backbone, settings = ctx.backbone, ctx.settings
+        u1 = ctx.u1 if ctx.u1 is not None else (_index_u1(ctx.segments) if ctx.segments else None)
         with ctx.timing("project"):
             projector = make_projector(backbone, settings, u1)
             if u1 is None:
@@ -455,71 +458,62 @@ class KeyTokenLeg:
             own = OwnTokens(backbone.tokenizer, settings.sparse)
             rows = sp.vstack([document_rows(projector, own, settings, p.documents(), p.array("residual"))
                               for p in parts], format="csr")
-            idf = token_idf(rows) if settings.sparse.idf != "none" else None
         with ctx.timing("write"):
-            return cls._write(writer, projector.u1, rows if idf is None else with_idf(rows, idf), idf)
+            return cls._write(writer, projector.u1, rows)
 
     @classmethod
-    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
-               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        """Kept rows as stored; new documents projected with the stored u_1, so they score alike. The idf
-        is a statistic of the whole corpus, so, like BM25's, it is measured again over the result (the kept
-        rows' stored weights divided by the old idf, then weighed by the new one)."""
-        u1 = np.array(load_array(folder, U1))
-        old_idf = np.array(load_array(folder, IDF_FILE)) if ctx.settings.sparse.idf != "none" else None
-        kept = load_csr(folder, ROWS, (len(keep), manifest["vocab_size"]))[keep]
-        rows = [kept if old_idf is None else with_idf(kept, 1.0 / old_idf)]
-        if new is not None:
-            projector = make_projector(ctx.backbone, ctx.settings, u1)
-            own = OwnTokens(ctx.backbone.tokenizer, ctx.settings.sparse)
-            rows.append(document_rows(projector, own, ctx.settings, new.documents(), new.array("residual")))
-        raw = sp.vstack(rows, format="csr")
-        idf = token_idf(raw) if old_idf is not None else None
-        return cls._write(writer, u1, raw if idf is None else with_idf(raw, idf), idf)
+    def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
+        return cls._write(writer, _index_u1(segments), _live_rows(segments, int(segments[0].fields["vocab_size"])))
 
     @staticmethod
-    def _write(writer: IndexWriter, u1: np.ndarray, rows: sp.csr_matrix, idf: np.ndarray | None) -> dict[str, Any]:
-        index = SparseIndex(rows)
+    def _write(writer: FileWriter, u1: np.ndarray, rows: sp.csr_matrix) -> dict[str, Any]:
+        rows = rows.tocsr()
+        rows.sort_indices()
         writer.add_array(U1, u1)
-        writer.add_csr(ROWS, index.doc_rows)
-        writer.add_csr(POSTINGS, index.postings)
-        if idf is not None:
-            writer.add_array(IDF_FILE, idf)
+        writer.add_csr(ROWS, rows)
         return {"u1_sha256": hashlib.sha256(u1.tobytes()).hexdigest(), "sparse_nnz": int(rows.nnz),
                 "vocab_size": int(rows.shape[1])}
 
     @classmethod
-    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
-        n, vocab = manifest["documents"], manifest["vocab_size"]
-        rows = load_csr(folder, ROWS, (n, vocab))
-        postings = load_csr(folder, POSTINGS, (vocab, n))
-        if not np.all(np.isfinite(rows.data)) or np.any(rows.data <= 0):
-            raise BadIndexError(f"{ROWS}: weights must be finite and positive")
-        if (rows.T.tocsr() != postings).nnz:
-            raise BadIndexError(f"{POSTINGS} is not the transpose of {ROWS}")
-        u1 = load_array(folder, U1)
-        if u1.ndim != 1 or not np.all(np.isfinite(u1)) or abs(float(np.linalg.norm(u1)) - 1) > 1e-3:
-            raise BadIndexError(f"{U1}.npy: not a finite unit vector")
-        if f"{IDF_FILE}.npy" in manifest.get("files", {}):
-            idf = load_array(folder, IDF_FILE)
-            if idf.shape != (vocab,) or not np.all(np.isfinite(idf)) or np.any(idf <= 0):
-                raise BadIndexError(f"{IDF_FILE}.npy: not {vocab} finite positive weights")
-        return f"{rows.nnz} postings over {vocab} tokens; rows and postings agree; u1 is a unit vector"
+    def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
+        first = segments[0].fields
+        return {"u1_sha256": first["u1_sha256"], "vocab_size": first["vocab_size"],
+                "sparse_nnz": sum(int(s.fields["sparse_nnz"]) for s in segments)}
 
     @classmethod
-    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> KeyTokenLeg:
-        backbone, n = ctx.backbone, ctx.documents
-        u1 = np.array(load_array(folder, U1))
+    def check(cls, segment: Segment, manifest: dict[str, Any]) -> str:
+        n, vocab = segment.rows, manifest["vocab_size"]
+        rows = segment.csr(ROWS, (n, vocab))
+        if not np.all(np.isfinite(rows.data)) or np.any(rows.data <= 0):
+            raise BadIndexError(f"{ROWS}: weights must be finite and positive")
+        if segment.legacy and (rows.T.tocsr() != segment.csr(LEGACY_POSTINGS, (vocab, n))).nnz:
+            raise BadIndexError(f"{LEGACY_POSTINGS} is not the transpose of {ROWS}")
+        u1 = segment.array(U1)
+        if u1.ndim != 1 or not np.all(np.isfinite(u1)) or abs(float(np.linalg.norm(u1)) - 1) > 1e-3:
+            raise BadIndexError(f"{U1}.npy: not a finite unit vector")
+        if not segment.legacy and hashlib.sha256(np.asarray(u1).tobytes()).hexdigest() != manifest["u1_sha256"]:
+            raise BadIndexError(f"{U1}.npy is not the index's u_1 (its sha256 differs from the manifest's)")
+        if segment.legacy and f"{LEGACY_IDF}.npy" in manifest.get("files", {}):
+            idf = segment.array(LEGACY_IDF)
+            if idf.shape != (vocab,) or not np.all(np.isfinite(idf)) or np.any(idf <= 0):
+                raise BadIndexError(f"{LEGACY_IDF}.npy: not {vocab} finite positive weights")
+        return f"{rows.nnz} weights over {vocab} tokens; u1 is the index's unit vector"
+
+    @classmethod
+    def open(cls, segments: Sequence[Segment], ctx: LegContext) -> KeyTokenLeg:
+        backbone = ctx.backbone
+        u1 = _index_u1(segments)
         if u1.shape != (backbone.hidden_size,) or not np.all(np.isfinite(u1)):
-            raise BadIndexError(f"{folder / (U1 + '.npy')}: not a finite vector of the model's width "
+            raise BadIndexError(f"{segments[0].folder / (U1 + '.npy')}: not a finite vector of the model's width "
                                 f"{backbone.hidden_size} (shape {u1.shape})")
         projector = make_projector(backbone, ctx.settings, u1)
-        vocab = projector.vocab_size
-        index = SparseIndex(load_csr(folder, ROWS, (n, vocab)), load_csr(folder, POSTINGS, (vocab, n)))
-        idf = np.array(load_array(folder, IDF_FILE)) if ctx.settings.sparse.idf != "none" else None
-        if idf is not None and idf.shape != (vocab,):
-            raise BadIndexError(f"{folder / (IDF_FILE + '.npy')}: shape {idf.shape}, not ({vocab},)")
-        return cls(projector, index, *backbone.side_tokenizer(), idf)
+        vocab, config = projector.vocab_size, ctx.settings.sparse
+        if segments[0].legacy:
+            return cls(projector, _legacy_index(segments[0], vocab), *backbone.side_tokenizer(),
+                       _legacy_idf(segments[0], vocab) if config.idf != "none" else None)
+        raw = _live_rows(segments, vocab)
+        idf = token_idf(raw) if config.idf != "none" else None
+        return cls(projector, SparseIndex(raw if idf is None else with_idf(raw, idf)), *backbone.side_tokenizer(), idf)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         """Query rows, with the leg's own tokenizer (never the one a forward pass is using)."""
@@ -546,6 +540,39 @@ class KeyTokenLeg:
     def _text(self, token: int) -> str:
         raw = self.tokenizer.decode([token])
         return raw.strip() or repr(raw)
+
+
+def _index_u1(segments: Sequence[Segment]) -> np.ndarray:
+    """The index's u_1: every segment holds the same one (an add projects with it)."""
+    u1 = np.array(segments[0].array(U1))
+    for segment in segments[1:]:
+        if not np.array_equal(np.asarray(segment.array(U1)), u1):
+            raise BadIndexError(f"{segment.folder / (U1 + '.npy')} differs from {segments[0].name}'s: the segments "
+                                "were not projected alike")
+    return u1
+
+
+def _live_rows(segments: Sequence[Segment], vocab: int) -> sp.csr_matrix:
+    """The live documents' rows before idf, every segment's in index-row order."""
+    parts = []
+    for segment in segments:
+        rows = segment.csr(ROWS, (segment.rows, vocab))
+        if segment.legacy and f"{LEGACY_IDF}.npy" in segment.sha256:  # its rows hold the idf already
+            rows = with_idf(rows, 1.0 / np.asarray(segment.array(LEGACY_IDF)))
+        parts.append(rows if segment.live is None else rows[segment.live_rows()])
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+
+
+def _legacy_index(segment: Segment, vocab: int) -> SparseIndex:
+    n = segment.rows
+    return SparseIndex(segment.csr(ROWS, (n, vocab)), segment.csr(LEGACY_POSTINGS, (vocab, n)))
+
+
+def _legacy_idf(segment: Segment, vocab: int) -> np.ndarray:
+    idf = np.array(segment.array(LEGACY_IDF))
+    if idf.shape != (vocab,):
+        raise BadIndexError(f"{segment.folder / (LEGACY_IDF + '.npy')}: shape {idf.shape}, not ({vocab},)")
+    return idf
 
 
 def query_words(tokenizer, text: str) -> dict[int, str]:

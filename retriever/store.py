@@ -1,4 +1,5 @@
-"""The on-disk index format: a folder with a manifest, documents in Parquet and arrays in .npy.
+"""The on-disk index format: a folder with a manifest over segments (segments.py), each a folder of
+documents in Parquet and arrays in .npy.
 
 A build writes into a hidden temporary sibling and renames it into place only when complete, so an
 interrupted build (Ctrl-C, SIGTERM, SIGKILL, a crash) never leaves a half index under the real name and
@@ -28,7 +29,8 @@ import scipy.sparse as sp
 from .corpus import Document
 from .errors import BadIndexError, BusyError, IndexExistsError, StorageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a manifest over segments; 1: one flat folder (read as one segment, segments.py)
+READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.parquet"
 LAST_POINTER = ".last"
@@ -117,8 +119,14 @@ def check_target(target: str | Path, overwrite: bool) -> None:
 def fsync_folder(folder: Path) -> None:
     """Flush a folder's files and its entries to disk, so a rename after it publishes complete data."""
     for p in folder.iterdir():
-        with open(p, "rb") as fh:
-            os.fsync(fh.fileno())
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    sync_entries(folder)
+
+
+def sync_entries(folder: Path) -> None:
+    """Flush a folder's entries (a rename or a new name in it) to disk."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -179,27 +187,12 @@ def _remove_stale_builds(target: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-class IndexWriter:
-    """Collects an index's files in a temporary folder; commit() puts it in place, anything else drops it."""
+class FileWriter:
+    """Writes one folder's files (a segment's: the documents and each leg's arrays); checksums come later."""
 
-    def __init__(self, target: str | Path):
-        self.target = Path(target)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_builds(self.target)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-{os.getpid()}-",
-                                            dir=self.target.parent))
+    def __init__(self, folder: Path):
+        self.folder = folder
         self._documents: pq.ParquetWriter | None = None
-        self.sizes: dict[str, int] = {}
-
-    def __enter__(self) -> IndexWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._documents is not None:
-            self._documents.close()
-            self._documents = None
-        if self.folder.exists():
-            shutil.rmtree(self.folder, ignore_errors=True)
 
     def add_documents(self, table: pa.Table) -> None:
         """Append documents (DOCUMENT_SCHEMA) in internal-id order; streams to disk."""
@@ -221,17 +214,65 @@ class IndexWriter:
         for part in ("indptr", "indices", "data"):
             self.add_array(f"{name}_{part}", getattr(matrix, part))
 
-    def commit(self, manifest: dict[str, Any]) -> Path:
-        """Write the manifest last, with every file's size and sha256, then swap the folder into place."""
+    def close(self) -> None:
+        """Finish the documents file (an empty one when none were added) and flush the folder to disk."""
         with guard_disk(self.folder):
             if self._documents is None:
                 self.add_documents(documents_table([]))
             self._documents.close()
             self._documents = None
+            fsync_folder(self.folder)
+
+    def abandon(self) -> None:
+        if self._documents is not None:
+            self._documents.close()
+            self._documents = None
+
+
+def checksums(folder: Path, names: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Sizes and sha256 of files named relative to folder, as a manifest lists them."""
+    return ({name: (folder / name).stat().st_size for name in names},
+            {name: file_sha256(folder / name) for name in names})
+
+
+class IndexWriter:
+    """Collects a whole index (its segments' folders) in a temporary folder; commit() puts it in place,
+    anything else drops it."""
+
+    def __init__(self, target: str | Path):
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_builds(self.target)
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-{os.getpid()}-",
+                                            dir=self.target.parent))
+        self._open: list[FileWriter] = []
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for writer in self._open:
+            writer.abandon()
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def segment(self, name: str) -> FileWriter:
+        """A writer for one segment's folder inside the index being written."""
+        with guard_disk(self.folder / name):
+            (self.folder / name).mkdir()
+        writer = FileWriter(self.folder / name)
+        self._open.append(writer)
+        return writer
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Write the manifest last, with every file's size and sha256, then swap the folder into place."""
+        with guard_disk(self.folder):
+            for writer in self._open:
+                if writer._documents is not None:
+                    writer.close()
+            names = sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if p.is_file())
             manifest = {"format_version": FORMAT_VERSION, **manifest}
-            files = sorted(self.folder.iterdir())
-            manifest["files"] = {p.name: p.stat().st_size for p in files}
-            manifest["sha256"] = {p.name: file_sha256(p) for p in files}
+            manifest["files"], manifest["sha256"] = checksums(self.folder, names)
             (self.folder / MANIFEST).write_text(json.dumps(seal(manifest), indent=2, ensure_ascii=False))
             fsync_folder(self.folder)
             return self._swap()
@@ -260,10 +301,11 @@ def read_json_manifest(folder: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadIndexError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_FORMATS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise BadIndexError(f"{path}: index format {version} is not supported "
-                            f"(this version reads format {FORMAT_VERSION}); rebuild the index")
+                            f"(this version reads formats {', '.join(map(str, READABLE_FORMATS))}); "
+                            "rebuild the index")
     if "checksum" in manifest and seal(manifest)["checksum"] != manifest["checksum"]:
         raise BadIndexError(f"{path}: its checksum does not match its content; the manifest was altered or "
                             "damaged")
@@ -336,6 +378,7 @@ def rewrite_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(temp, path)
+    sync_entries(path.parent)
 
 
 def read_documents(folder: str | Path) -> pa.Table:
@@ -347,4 +390,4 @@ def read_documents(folder: str | Path) -> pa.Table:
 
 
 def disk_size(folder: str | Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())

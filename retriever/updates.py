@@ -1,14 +1,15 @@
-"""Adding and deleting documents in a built index, with old and new documents scored alike.
+"""Adding, deleting and merging documents of a built index, with old and new documents scored alike.
 
-New documents are encoded with the index's stored method parameters and projected with its stored u_1,
-alpha and K, so they are scored exactly as if they had been there from the start. The BM25 leg is
-recomputed from every stored text, because its idf and average length are statistics of the whole
-corpus. Each leg rewrites its own files (leg.py: Leg.update); this module names none of them. The
-result therefore equals a fresh build of the final corpus with u_1 held fixed (tested).
+An add writes one new segment (segments.py) with every leg's files for the new documents only; a delete
+writes tombstone lists; `optimize` merges every segment into one without the deleted rows. New documents
+are encoded with the index's stored method parameters and projected with its stored u_1, alpha and K,
+and the corpus statistics (BM25's document frequencies and average length, the key-token idf) are taken
+over every live row when the index opens, so the result equals a fresh build of the final corpus with
+u_1 held fixed (tested), whatever sequence of adds, deletes and merges made it.
 
-An update writes the new version of the index aside and swaps it in, as a build does (store.IndexWriter):
-a reader sees the old index or the new one, a crash leaves the old one, and a deleted document is gone
-from every leg at once. The price is rewriting the index's files; the model only runs on new documents.
+Each change is written aside and published by replacing the manifest (segments.Change): a reader sees the
+old index or the new one, a crash leaves the old one, and a deleted document is gone from every leg at
+once. The model only runs on new documents; optimize runs none.
 """
 
 from __future__ import annotations
@@ -27,39 +28,115 @@ from .errors import InputError, RetrieverError
 from .indexer import CHUNK, Progress
 from .leg import LegContext, TablePart
 from .legs import leg_types
+from .segments import Change, Segment, is_legacy, live_documents, segments_of
 from .settings import IndexSettings
-from .store import IndexWriter, documents_table, exclusive, read_documents, read_manifest, stored_contents
+from .store import documents_table, exclusive, read_manifest, stored_contents
 
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
                  upsert: bool = False, backbone=None, progress: Progress | None = None,
                  source: str | None = None, dense_encoder=None) -> dict[str, Any]:
-    """Delete ids, then append documents; returns the new manifest. The backbone (the dense encoder) is
-    needed only to add to an index with a leg that needs it (the caller checks they are the index's)."""
+    """Delete ids, then append documents as a new segment; returns the new manifest. The backbone (the dense
+    encoder) is needed only to add to an index with a leg that needs it (the caller checks they are the
+    index's)."""
     folder = Path(folder)
     with exclusive(folder):
         manifest = read_manifest(folder)
         settings = IndexSettings.from_dict(manifest["settings"])
-        old, new = read_documents(folder), list(add)
-        removed = _rows_to_remove(old.column("id").to_pylist(), delete, new, upsert, source)
+        new = list(add)
         if new and settings.needs_model and backbone is None:
             raise RetrieverError("adding documents to an index with a model leg needs its model")
         if new and settings.needs_dense_model and dense_encoder is None:
             raise RetrieverError(f"adding documents to this index needs its dense model '{settings.dense_model}'")
-        keep = np.ones(old.num_rows, dtype=bool)
-        keep[sorted(removed)] = False
+        segments = segments_of(folder, manifest)
+        table = live_documents(segments)
+        removed = _rows_to_remove(table.column("id").to_pylist(), delete, new, upsert, source)
         part, stats = _encode(new, settings, backbone, dense_encoder, progress)
-        table = pa.concat_tables([old.filter(pa.array(keep)), documents_table(new)])
-        with IndexWriter(folder) as writer:
-            writer.add_documents(table)
-            context = LegContext(settings, backbone, table.num_rows, dense_encoder=dense_encoder)
-            legs: dict[str, Any] = {}
-            for leg in leg_types(settings.legs):
-                legs.update(leg.update(writer, folder, manifest, keep, part, table, context))
-            replaced = len(removed) - len(set(delete))  # rows an upserted document took over
-            writer.commit(_updated_manifest(manifest, legs, table, stats, len(new) - replaced, len(removed) - replaced,
-                                            replaced, source))
-    return read_manifest(folder)
+        if is_legacy(manifest):  # written before segments: rewritten once as one segment, then changed
+            manifest = _merge(folder, manifest, settings)
+            segments = segments_of(folder, manifest)
+        change = Change(folder, manifest)
+        _tombstone(change, segments, sorted(removed))
+        if part is not None:
+            _add_segment(change, part, LegContext(settings, backbone, len(new), dense_encoder=dense_encoder,
+                                                  manifest=manifest, segments=segments))
+        replaced = len(removed) - len(set(delete))  # rows an upserted document took over
+        fields = _updated_fields(manifest, stats, len(new) - replaced, len(removed) - replaced, replaced, source)
+        fields["documents_empty"] = (manifest["documents_empty"] + _empty(documents_table(new))
+                                     - _empty(table.take(pa.array(sorted(removed), pa.int64()))))
+        return _commit(change, settings, fields)
+
+
+def optimize_index(folder: str | Path) -> dict[str, Any]:
+    """Merge every segment into one and drop the deleted rows (no model runs); returns the new manifest.
+    An index of one segment without deletions is left as it is."""
+    folder = Path(folder)
+    with exclusive(folder):
+        manifest = read_manifest(folder)
+        if not is_legacy(manifest) and len(manifest["segments"]) == 1 and not manifest["segments"][0]["deleted"]:
+            return manifest
+        return _merge(folder, manifest, IndexSettings.from_dict(manifest["settings"]))
+
+
+def _merge(folder: Path, manifest: dict[str, Any], settings: IndexSettings) -> dict[str, Any]:
+    """One segment of every live row, published in place of all the others."""
+    segments = segments_of(folder, manifest)
+    base = manifest if not is_legacy(manifest) else _as_segmented(manifest)
+    change = Change(folder, base)
+    draft = change.new_segment()
+    try:
+        table = live_documents(segments)
+        draft.writer.add_documents(table)
+        context = LegContext(settings, None, table.num_rows, manifest=manifest, segments=segments)
+        legs: dict[str, Any] = {}
+        for leg in leg_types(settings.legs):
+            legs.update(leg.merge(draft.writer, segments, context))
+        draft.finish(legs, table.num_rows)
+    except BaseException:
+        draft.abandon()
+        raise
+    for segment in segments:
+        if not segment.legacy:
+            change.drop(segment.name)
+    log = {"at": _now(), "optimized": len(segments), "dropped": sum(len(s.deleted) for s in segments)}
+    return _commit(change, settings, {"updates": [*manifest.get("updates", []), log]})
+
+
+def _as_segmented(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 manifest as the base of a segmented one: no segments and none of its flat files yet."""
+    return {**manifest, "segments": [], "files": {}, "sha256": {}, "generation": 1, "next_segment": 1}
+
+
+def _tombstone(change: Change, segments: Sequence[Segment], rows: Sequence[int]) -> None:
+    """Tombstones for index rows, segment by segment."""
+    rows = np.asarray(rows, dtype=np.int64)
+    for segment in segments:
+        mine = rows[(rows >= segment.offset) & (rows < segment.offset + segment.live_count)]
+        if len(mine):
+            change.delete(segment, segment.live_rows()[mine - segment.offset])
+
+
+def _add_segment(change: Change, part: TablePart, context: LegContext) -> None:
+    draft = change.new_segment()
+    try:
+        draft.writer.add_documents(part.documents())
+        legs: dict[str, Any] = {}
+        for leg in leg_types(context.settings.legs):
+            legs.update(leg.write(draft.writer, [part], context))
+        draft.finish(legs, part.documents().num_rows)
+    except BaseException:
+        draft.abandon()
+        raise
+
+
+def _commit(change: Change, settings: IndexSettings, fields: dict[str, Any]) -> dict[str, Any]:
+    """The legs' index-level fields over the new version's segments, then the manifest published."""
+    probe = {**change.base, "segments": change.entries, "files": change.files, "sha256": change.sha256,
+             "format_version": 2, "documents": sum(e["documents"] - e["deleted"] for e in change.entries)}
+    segments = segments_of(change.folder, probe)
+    for leg in leg_types(settings.legs):
+        fields.update(leg.summary(segments))
+    return change.commit(fields)
 
 
 def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], upsert: bool,
@@ -81,20 +158,21 @@ def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], 
     return removed
 
 
-def _updated_manifest(manifest: dict[str, Any], legs: dict[str, Any], table: pa.Table, stats: EncodeStats,
-                      added: int, deleted: int, replaced: int, source: str | None) -> dict[str, Any]:
-    """The old manifest with new counts and an entry in its update log (files and checksums are redone)."""
-    log = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "added": added, "deleted": deleted,
-           "replaced": replaced,
-           "source": source}
-    updated = {**manifest, **legs, "documents": table.num_rows,
-               "documents_empty": sum(not c.strip() for c in stored_contents(table)),
-               "documents_truncated": manifest["documents_truncated"] + stats.truncated,
-               "tokens_embedded": manifest["tokens_embedded"] + stats.tokens,
-               "updates": [*manifest.get("updates", []), log]}
-    for key in ("format_version", "files", "sha256"):
-        updated.pop(key, None)
-    return updated
+def _empty(table) -> int:
+    return sum(not c.strip() for c in stored_contents(table))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _updated_fields(manifest: dict[str, Any], stats: EncodeStats, added: int, deleted: int, replaced: int,
+                    source: str | None) -> dict[str, Any]:
+    """New counts and an entry in the update log (the live count, files and checksums are Change's)."""
+    log = {"at": _now(), "added": added, "deleted": deleted, "replaced": replaced, "source": source}
+    return {"documents_truncated": manifest["documents_truncated"] + stats.truncated,
+            "tokens_embedded": manifest["tokens_embedded"] + stats.tokens,
+            "updates": [*manifest.get("updates", []), log]}
 
 
 def _encode(new: list[Document], settings: IndexSettings, backbone, dense_encoder,

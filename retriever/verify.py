@@ -15,7 +15,8 @@ from typing import Any
 from .errors import BadIndexError
 from .leg import Leg
 from .legs import leg_types
-from .store import MANIFEST, file_sha256, read_documents, read_json_manifest
+from .segments import live_documents, segments_of
+from .store import MANIFEST, file_sha256, read_json_manifest
 
 Check = dict[str, Any]  # {"check": what, "ok": bool, "detail": str}
 
@@ -60,19 +61,24 @@ def _run(name: str, check: Callable[[Path, dict], str], folder: Path, manifest: 
 
 
 def _documents(folder: Path, manifest: dict[str, Any]) -> str:
-    ids = read_documents(folder).column("id").to_pylist()
+    segments = segments_of(folder, manifest)
+    for segment in segments:
+        if (stored := segment.documents().num_rows) != segment.rows:
+            raise BadIndexError(f"{segment.name}: {stored} documents stored, the manifest says {segment.rows}")
+    ids = live_documents(segments).column("id").to_pylist()
     if len(ids) != manifest["documents"]:
-        raise BadIndexError(f"{len(ids)} documents stored, the manifest says {manifest['documents']}")
+        raise BadIndexError(f"{len(ids)} live documents, the manifest says {manifest['documents']}")
     if len(set(ids)) != len(ids):
         raise BadIndexError("document ids are not unique")
-    return f"{len(ids)} documents, ids unique"
+    return f"{len(ids)} documents in {len(segments)} segment{'s' * (len(segments) != 1)}, ids unique"
 
 
 def _leg_check(leg: type[Leg]) -> Callable[[Path, dict], str]:
     def check(folder: Path, manifest: dict[str, Any]) -> str:
         if leg.name not in manifest["settings"]["legs"]:
             return f"no {leg.title}"
-        return leg.check(folder, manifest)
+        said = [leg.check(segment, manifest) for segment in segments_of(folder, manifest)]
+        return said[0] if len(said) == 1 else "; ".join(f"{i + 1}: {s}" for i, s in enumerate(said))
 
     return check
 

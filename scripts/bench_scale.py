@@ -30,8 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from retriever.dense import normalize
+from retriever.segments import segments_of
 from retriever.sparse import SparseIndex, top_positive
-from retriever.store import load_array, load_csr, read_manifest
+from retriever.store import read_manifest
 
 BLOCK = 100_000
 
@@ -152,10 +153,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     manifest = read_manifest(args.index)
-    n_real = manifest["documents"]
+    segment = segments_of(args.index, manifest)[0]  # a real index's first segment: what the synthetic rows copy
     results = []
     if "dense" in args.legs:
-        real = np.asarray(load_array(args.index, "dense"))
+        real = np.asarray(segment.array("dense"))
         vectors = synthetic_dense(real, args.docs, rng, args.noise)
         queries = synthetic_dense(real, args.queries, rng, args.noise)
         flat = faiss.IndexFlatIP(vectors.shape[1])
@@ -163,7 +164,7 @@ def main() -> None:
         results += dense_rows(vectors, flat, queries, 10)
         del vectors, flat
     if "sparse" in args.legs:
-        real = load_csr(args.index, "sparse_rows", (n_real, manifest["vocab_size"]))
+        real = segment.csr("sparse_rows", (segment.rows, manifest["vocab_size"]))
         postings = synthetic_rows(real, args.docs, rng).T.tocsr()
         lengths = rng.integers(16, 41, size=args.queries)  # a query: its own tokens plus 16 aligned ones
         results += sparse_rows(postings, synthetic_rows(real, args.queries, rng, lengths), 10)

@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pyarrow as pa
 import scipy.sparse as sp
 
 from retriever.errors import BadIndexError
 from retriever.leg import Hits, LegContext, Part, TablePart
+from retriever.segments import Segment, live_documents
 from retriever.sparse import SparseIndex, ragged_to_csr
-from retriever.store import IndexWriter, load_csr, read_file
+from retriever.store import FileWriter
 
 VOCABULARY = "title_vocab.json"
 POSTINGS = "title_postings"
@@ -43,7 +42,7 @@ class TitleLeg:
         self.ids = {w: i for i, w in enumerate(vocabulary)}
 
     @classmethod
-    def write(cls, writer: IndexWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
+    def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
         vocab: dict[str, int] = {}
         rows = [[vocab.setdefault(w, len(vocab)) for w in dict.fromkeys(words(title))]
                 for part in parts for title in part.documents().column("title").to_pylist()]
@@ -54,23 +53,38 @@ class TitleLeg:
         return {"title_vocab_size": len(vocab)}
 
     @classmethod
-    def update(cls, writer: IndexWriter, folder: Path, manifest: dict[str, Any], keep: np.ndarray,
-               new: Part | None, table: pa.Table, ctx: LegContext) -> dict[str, Any]:
-        return cls.write(writer, [TablePart(table)], ctx)
+    def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
+        return cls.write(writer, [TablePart(live_documents(segments))], ctx)
 
     @classmethod
-    def check(cls, folder: Path, manifest: dict[str, Any]) -> str:
-        vocabulary = json.loads(read_file(folder, VOCABULARY, manifest))
-        if len(vocabulary) != manifest["title_vocab_size"]:
-            raise BadIndexError(f"{VOCABULARY}: {len(vocabulary)} words, the manifest says "
-                                f"{manifest['title_vocab_size']}")
-        postings = load_csr(folder, POSTINGS, (len(vocabulary), manifest["documents"]))
+    def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def check(cls, segment: Segment, manifest: dict[str, Any]) -> str:
+        vocabulary = json.loads(segment.read_file(VOCABULARY))
+        if len(vocabulary) != segment.fields["title_vocab_size"]:
+            raise BadIndexError(f"{VOCABULARY}: {len(vocabulary)} words, the segment says "
+                                f"{segment.fields['title_vocab_size']}")
+        postings = segment.csr(POSTINGS, (len(vocabulary), segment.rows))
         return f"{postings.nnz} title words"
 
     @classmethod
-    def open(cls, folder: Path, manifest: dict[str, Any], ctx: LegContext) -> TitleLeg:
-        vocabulary = json.loads(read_file(folder, VOCABULARY, manifest))
-        return cls(vocabulary, SparseIndex.from_postings(load_csr(folder, POSTINGS, (len(vocabulary), ctx.documents))))
+    def open(cls, segments: Sequence[Segment], ctx: LegContext) -> TitleLeg:
+        """Each segment's own vocabulary, put on one: words by first appearance, documents by index row."""
+        vocab: dict[str, int] = {}
+        rows, columns = [], []
+        for segment in segments:
+            vocabulary = json.loads(segment.read_file(VOCABULARY))
+            postings = segment.csr(POSTINGS, (len(vocabulary), segment.rows)).tocoo()
+            number = np.array([vocab.setdefault(w, len(vocab)) for w in vocabulary], dtype=np.int64)
+            index_rows = segment.index_rows[postings.col]
+            rows.append(number[postings.row][index_rows >= 0])
+            columns.append(index_rows[index_rows >= 0])
+        rows_, columns_ = np.concatenate(rows), np.concatenate(columns)
+        shape = (len(vocab), ctx.documents)
+        postings = sp.csr_matrix((np.ones(len(rows_), np.float32), (rows_, columns_)), shape=shape)
+        return cls(list(vocab), SparseIndex.from_postings(postings))
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
         rows = [[self.ids[w] for w in dict.fromkeys(words(t)) if w in self.ids] for t in texts]

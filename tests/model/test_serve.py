@@ -353,7 +353,7 @@ def test_health_says_loading_then_ready_and_sigterm_finishes_in_flight_requests(
 
 def test_an_index_that_fails_to_load_stops_the_server_with_its_reason(demo_index, tmp_path):
     shutil.copytree(demo_index.path, tmp_path / "damaged")
-    faiss_file = tmp_path / "damaged" / "dense.faiss"
+    faiss_file = tmp_path / "damaged" / "seg-000001" / "dense.faiss"
     data = bytearray(faiss_file.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size: the manifest reads fine, the checksum at loading does not
     faiss_file.write_bytes(bytes(data))

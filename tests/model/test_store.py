@@ -22,9 +22,9 @@ def test_index_refuses_another_model(tmp_path, tiny_backbone, backbone, tiny_mod
 
 
 def test_index_files_load_without_pickle(demo_index):
-    for npy in demo_index.path.glob("*.npy"):
+    for npy in demo_index.path.rglob("*.npy"):
         np.load(npy, allow_pickle=False)
-    names = {p.suffix for p in demo_index.path.iterdir()}
+    names = {p.suffix for p in demo_index.path.rglob("*") if p.is_file()}
     assert names <= {".npy", ".json", ".parquet", ".faiss"}
 
 

@@ -44,7 +44,7 @@ def test_a_filter_keeping_3_of_1000_returns_those_3_at_k_10_in_every_mode(big):
 
 def test_filtered_results_equal_a_search_of_only_the_matching_documents(big, tmp_path, tiny_backbone):
     docs = [d for d in _corpus() if d.metadata["tag"] == "x"]
-    u1 = np.load(big.path / "u1.npy")
+    u1 = np.load(big.path / "seg-000001" / "u1.npy")
     build_index(docs, tmp_path / "only", tiny_backbone, IndexSettings(), u1=u1)  # u_1 held fixed
     only = Retriever.load(tmp_path / "only", backbone=tiny_backbone)
     # dense scores do not depend on the other documents

@@ -53,12 +53,13 @@ def test_queries_of_0_to_100000_characters(tiny_index, length):
 
 
 @SLOW_FUZZ
-@given(file=st.sampled_from(["manifest.json", "documents.parquet", "dense.npy", "dense.faiss", "u1.npy",
-                             "sparse_rows_indptr.npy", "sparse_postings_indices.npy", "lexical_vocab.json",
-                             "lexical_postings_data.npy"]),
+@given(file=st.sampled_from(["manifest.json", *(f"seg-000001/{name}" for name in (
+           "documents.parquet", "dense.npy", "dense.faiss", "u1.npy", "sparse_rows_indptr.npy",
+           "sparse_rows_indices.npy", "lexical_vocab.json", "lexical_tf_data.npy", "lexical_lengths.npy"))]),
        where=st.floats(0, 1), change=st.sampled_from(["flip", "truncate", "zero"]))
-@example(file="u1.npy", where=0.125, change="zero")  # nulls in the .npy header: numpy raises SyntaxError (CI)
-@example(file="dense.npy", where=0.1, change="flip")
+# nulls in the .npy header: numpy raises SyntaxError (CI)
+@example(file="seg-000001/u1.npy", where=0.125, change="zero")
+@example(file="seg-000001/dense.npy", where=0.1, change="flip")
 def test_a_damaged_index_loads_and_answers_or_is_refused(tiny_index, tiny_backbone, tmp_path_factory, file, where,
                                                           change):
     folder = tmp_path_factory.mktemp("damaged") / "idx"

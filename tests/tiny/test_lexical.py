@@ -19,7 +19,8 @@ def test_lexical_only_index_never_runs_the_model(tmp_path, tiny_backbone, monkey
     monkeypatch.setattr(Encoder, "encode", no_forward)
     index = Retriever.build(DEMO, tmp_path / "bm25", backbone=tiny_backbone, legs=("lexical",))
     assert index.manifest["tokens_embedded"] == 0 and index.manifest["documents"] == 37
-    assert not (tmp_path / "bm25" / "dense.npy").exists() and not (tmp_path / "bm25" / "u1.npy").exists()
+    assert not (tmp_path / "bm25" / "seg-000001" / "dense.npy").exists()
+    assert not (tmp_path / "bm25" / "seg-000001" / "u1.npy").exists()
     hits = index.search("why does lava come out of a mountain", k=3)
     assert hits[0].id == "volcano" and set(hits[0].scores) == {"lexical"}
     assert {t["token"] for t in hits[0].tokens} >= {"lava"}
@@ -45,7 +46,7 @@ def test_a_lexical_only_index_loads_without_the_model(tmp_path, tiny_backbone, m
 def test_damaged_vocabulary_is_a_clear_error(tmp_path, tiny_backbone):
     path = tmp_path / "bm25"
     Retriever.build(DEMO, path, backbone=tiny_backbone, legs=("lexical",))
-    vocab = path / "lexical_vocab.json"
+    vocab = path / "seg-000001" / "lexical_vocab.json"
     vocab.write_bytes(b"{" + vocab.read_bytes()[1:])  # same size, broken JSON
     with pytest.raises(BadIndexError, match=r"lexical_vocab\.json"):
         Retriever.load(path, backbone=tiny_backbone)

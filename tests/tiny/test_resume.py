@@ -18,8 +18,9 @@ from retriever.corpus import read_corpus
 from ..conftest import DEMO, write_jsonl
 
 CHUNK = 4  # the demo corpus's 37 documents make 10 chunks
-ARRAYS = ("dense", "u1", "sparse_rows_data", "sparse_rows_indices", "sparse_postings_indptr",
-          "lexical_postings_data", "lexical_postings_indices")
+ARRAYS = ("dense", "u1", "sparse_rows_data", "sparse_rows_indices", "sparse_rows_indptr", "lexical_tf_data",
+          "lexical_tf_indices", "lexical_lengths")
+SEG = "seg-000001"  # a build writes one segment
 
 
 class Crash(Exception):
@@ -39,8 +40,8 @@ def _results(retriever, queries=("honey bees", "volcano eruption", "bicycle repa
 
 def _same_index(a, b) -> None:
     for name in ARRAYS:
-        np.testing.assert_array_equal(np.load(a / f"{name}.npy"), np.load(b / f"{name}.npy"), err_msg=name)
-    assert (a / "documents.parquet").read_bytes() == (b / "documents.parquet").read_bytes()
+        np.testing.assert_array_equal(np.load(a / SEG / f"{name}.npy"), np.load(b / SEG / f"{name}.npy"), err_msg=name)
+    assert (a / SEG / "documents.parquet").read_bytes() == (b / SEG / "documents.parquet").read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_damaged_and_missing_indexes_are_clear_errors(tmp_path, tiny_backbone):
     Retriever.build(DEMO, path, backbone=tiny_backbone)
     with pytest.raises(BadIndexError, match="no index at"):
         Retriever.load(tmp_path / "nope", backbone=tiny_backbone)
-    vectors = path / "dense.npy"
+    vectors = path / "seg-000001" / "dense.npy"
     vectors.write_bytes(vectors.read_bytes()[:-100])
     with pytest.raises(BadIndexError, match=r"dense\.npy: expected"):
         Retriever.load(path, backbone=tiny_backbone)

@@ -32,7 +32,8 @@ def index(title_leg, tmp_path, tiny_backbone):
 
 def test_the_toy_leg_writes_its_files_and_is_searched_alone(index):
     assert index.searcher.legs == ("dense", "sparse", "lexical", "title")
-    assert (index.path / "title_vocab.json").exists() and index.manifest["title_vocab_size"] > 0
+    assert (index.path / "seg-000001" / "title_vocab.json").exists()
+    assert index.manifest["segments"][0]["legs"]["title_vocab_size"] > 0
     assert "title" in index.modes
     hits = index.search("repairing my bicycle", k=3, mode="title")
     assert [h.id for h in hits] == ["bicycle"] and hits[0].scores == {"title": 2.0}  # "repairing", "bicycle"
@@ -51,7 +52,7 @@ def test_verify_checks_the_toy_legs_files(index):
     assert report["ok"], report
     title = next(c for c in report["checks"] if c["check"] == "title leg")
     assert title["ok"] and "title words" in title["detail"]
-    vocabulary = index.path / "title_vocab.json"
+    vocabulary = index.path / "seg-000001" / "title_vocab.json"
     vocabulary.write_bytes(vocabulary.read_bytes()[:-2] + b"]]")  # same size, other content
     assert not verify(index.path)["ok"]
 

@@ -13,6 +13,8 @@ from retriever.store import file_sha256, seal
 
 from ..conftest import DEMO
 
+SEG = "seg-000001"  # a build writes one segment
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_backbone):
@@ -40,7 +42,8 @@ def _failed(report) -> dict:
 
 def test_a_fresh_index_verifies_and_records_every_checksum(index):
     manifest = json.loads((index / "manifest.json").read_text())
-    assert set(manifest["sha256"]) == set(manifest["files"]) == {p.name for p in index.iterdir()} - {"manifest.json"}
+    on_disk = {str(p.relative_to(index)) for p in index.rglob("*") if p.is_file()}
+    assert set(manifest["sha256"]) == set(manifest["files"]) == on_disk - {"manifest.json"}
     report = verify(index)
     assert report["ok"], _failed(report)
     assert {"documents", "dense leg", "key-token leg", "lexical leg"} <= {c["check"] for c in report["checks"]}
@@ -48,23 +51,23 @@ def test_a_fresh_index_verifies_and_records_every_checksum(index):
 
 @pytest.mark.parametrize("name", ["dense.npy", "sparse_rows_data.npy", "documents.parquet", "lexical_vocab.json"])
 def test_verify_names_an_altered_file(index, name):
-    _flip(index / name)
-    assert "sha256 differs" in _failed(verify(index))[name]
+    _flip(index / SEG / name)
+    assert "sha256 differs" in _failed(verify(index))[f"{SEG}/{name}"]
 
 
 def test_load_refuses_an_altered_faiss_file_before_faiss_reads_it(index, tiny_backbone):
-    _flip(index / "dense.faiss", at=0.01)
+    _flip(index / SEG / "dense.faiss", at=0.01)
     with pytest.raises(BadIndexError, match=r"dense\.faiss: its checksum does not match"):
         Retriever.load(index, backbone=tiny_backbone)
 
 
 def test_load_refuses_out_of_range_postings(index, tiny_backbone):
-    indices = np.load(index / "sparse_postings_indices.npy")
+    indices = np.load(index / SEG / "lexical_tf_indices.npy")
     indices[len(indices) // 2] = 10**6  # a document id far past the end, same file size
-    np.save(index / "sparse_postings_indices.npy", indices)
-    with pytest.raises(BadIndexError, match=r"sparse_postings_\*\.npy: column ids out of range"):
+    np.save(index / SEG / "lexical_tf_indices.npy", indices)
+    with pytest.raises(BadIndexError, match=r"lexical_tf_\*\.npy: column ids out of range"):
         Retriever.load(index, backbone=tiny_backbone)
-    assert "sparse_postings_indices.npy" in _failed(verify(index))
+    assert f"{SEG}/lexical_tf_indices.npy" in _failed(verify(index))
 
 
 def test_load_refuses_a_damaged_manifest_and_verify_reports_it(index, tiny_backbone):
@@ -84,10 +87,11 @@ def test_load_refuses_a_damaged_manifest_and_verify_reports_it(index, tiny_backb
 
 
 def test_verify_checks_structure_when_bytes_match(index):
-    """A consistent-looking but wrong index (rows swapped for another's): checksums agree, structure does not."""
-    rows = np.load(index / "sparse_rows_data.npy")
-    np.save(index / "sparse_rows_data.npy", rows[::-1].copy())
+    """A consistent-looking but wrong index (counts shuffled): checksums agree, structure does not."""
+    counts = np.load(index / SEG / "lexical_tf_data.npy")
+    counts[np.argmax(counts)], counts[np.argmin(counts)] = counts.min(), counts.max()
+    np.save(index / SEG / "lexical_tf_data.npy", counts)
     manifest = json.loads((index / "manifest.json").read_text())
-    manifest["sha256"]["sparse_rows_data.npy"] = file_sha256(index / "sparse_rows_data.npy")
+    manifest["sha256"][f"{SEG}/lexical_tf_data.npy"] = file_sha256(index / SEG / "lexical_tf_data.npy")
     (index / "manifest.json").write_text(json.dumps(seal(manifest)))
-    assert "transpose" in _failed(verify(index))["key-token leg"]
+    assert "lengths" in _failed(verify(index))["lexical leg"]
