@@ -105,6 +105,14 @@ class SegmentedDense:
         self.offsets = np.array([s.offset for s in segments], dtype=np.int64)
         self.local = [s.live_rows() for s in segments]  # index row - offset -> the segment's row
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every live unit vector in index-row order (the stored array itself for one segment without
+        deletions; a copy otherwise): for scripts and tests that look inside."""
+        if len(self.parts) == 1 and self.segments[0].live is None:
+            return self.parts[0].vectors
+        return np.concatenate([np.asarray(p.vectors)[rows] for p, rows in zip(self.parts, self.local, strict=True)])
+
     def top(self, queries: np.ndarray, depth: int, mask: np.ndarray | None) -> list[np.ndarray]:
         """Per query, the top-depth index rows (among mask's) by exact cosine, ties by row."""
         found: list[list[np.ndarray]] = [[] for _ in range(len(queries))]
