@@ -225,14 +225,23 @@ class Change:
             self.files.pop(name, None)
             self.sha256.pop(name, None)
 
-    def commit(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Publish: the manifest (the base's fields, then fields) replaces the old one in one rename; the
-        files only the old version used are removed after."""
+    def manifest(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The new version's manifest: the base's fields, then fields, then the segments and files."""
         manifest = {**self.base, **fields, "format_version": FORMAT_VERSION, "segments": self.entries,
                     "generation": self.generation, "next_segment": self._next,
                     "documents": sum(e["documents"] - e["deleted"] for e in self.entries),
                     "files": dict(sorted(self.files.items())), "sha256": dict(sorted(self.sha256.items()))}
         manifest.pop("checksum", None)
+        return manifest
+
+    def segments(self) -> list[Segment]:
+        """The new version's live segments, as search will open them (before it is published)."""
+        return segments_of(self.folder, self.manifest({}))
+
+    def commit(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Publish: the manifest replaces the old one in one rename; the files only the old version used
+        are removed after."""
+        manifest = self.manifest(fields)
         with guard_disk(self.folder / MANIFEST):
             rewrite_manifest(self.folder, manifest)
         remove_unreferenced(self.folder, manifest)

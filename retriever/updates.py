@@ -131,9 +131,7 @@ def _add_segment(change: Change, part: TablePart, context: LegContext) -> None:
 
 def _commit(change: Change, settings: IndexSettings, fields: dict[str, Any]) -> dict[str, Any]:
     """The legs' index-level fields over the new version's segments, then the manifest published."""
-    probe = {**change.base, "segments": change.entries, "files": change.files, "sha256": change.sha256,
-             "format_version": 2, "documents": sum(e["documents"] - e["deleted"] for e in change.entries)}
-    segments = segments_of(change.folder, probe)
+    segments = change.segments()
     for leg in leg_types(settings.legs):
         fields.update(leg.summary(segments))
     return change.commit(fields)
