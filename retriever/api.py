@@ -27,7 +27,7 @@ from .searcher import Result, Searcher
 from .sentence import SentenceEncoder, load_sentence_encoder
 from .settings import IndexSettings
 from .snippets import snippet
-from .store import check_target, disk_size, home, last_built, read_manifest, rewrite_manifest
+from .store import check_target, disk_size, exclusive, home, last_built, read_manifest, rewrite_manifest
 from .updates import optimize_index, update_index
 from .verify import verify_index
 
@@ -260,12 +260,13 @@ class Retriever:
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
                    record: dict[str, Any] | None = None) -> None:
         """Store a fusion choice (e.g. tuned on a training split) in the index, for every later search."""
-        settings = IndexSettings.from_dict({**self.manifest["settings"], "fusion": fusion,
-                                            "weights": weights or self.manifest["settings"]["weights"]})
-        self.manifest = {**self.manifest, "settings": settings.to_dict()}
-        if record is not None:
-            self.manifest["tuned"] = record
-        rewrite_manifest(self.path, self.manifest)
+        with exclusive(self.path):  # the index on disk now, not as loaded: an add may have landed since
+            current = read_manifest(self.path)
+            settings = IndexSettings.from_dict({**current["settings"], "fusion": fusion,
+                                                "weights": weights or current["settings"]["weights"]})
+            manifest = {**current, "settings": settings.to_dict(), **({"tuned": record} if record else {})}
+            rewrite_manifest(self.path, manifest)
+        self.manifest = {**self.manifest, "settings": manifest["settings"], **({"tuned": record} if record else {})}
         self.searcher.settings = settings
 
     @property

@@ -229,3 +229,15 @@ def test_a_writer_killed_at_any_point_leaves_the_old_or_the_new_index(crash_base
             assert _state(folder, tiny_backbone) == new
             assert {p.name for p in folder.iterdir()} == _referenced(folder)
     assert seen == {"old", "new"}  # the spread reached both sides of the publishing rename
+
+
+def test_storing_a_fusion_keeps_an_add_that_landed_after_loading(tmp_path, tiny_backbone):
+    """set_fusion rewrites the manifest on disk as it is now (under the writer lock), not as it was loaded:
+    a tune in one process must not drop the segment another process added meanwhile."""
+    pool = _pool()
+    tuner = Retriever.build(pool[:20], tmp_path / "idx", backbone=tiny_backbone)
+    Retriever.load(tmp_path / "idx", backbone=tiny_backbone).add(pool[20:25])
+    tuner.set_fusion("rrf")
+    reloaded = Retriever.load(tmp_path / "idx", backbone=tiny_backbone)
+    assert reloaded.manifest["documents"] == 25 and len(reloaded.manifest["segments"]) == 2
+    assert reloaded.manifest["settings"]["fusion"] == "rrf" and tuner.searcher.settings.fusion == "rrf"
