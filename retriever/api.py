@@ -282,15 +282,15 @@ def _open(folder: Path, manifest: dict[str, Any], backbone: Backbone | None, den
     """A searcher of the index's version manifest names. A writer that publishes a new version removes
     files only the old one used: a reader that read the old manifest just before then finds them gone, and
     opens the new version instead (an unchanged manifest means real damage, reported)."""
-    for attempt in range(tries):
+    while True:
         try:
             return manifest, Searcher(folder, manifest, backbone, dense_encoder, batcher)
         except BadIndexError:
+            tries -= 1
             current = read_manifest(folder)
-            if current.get("checksum") == manifest.get("checksum") or attempt == tries - 1:
+            if tries == 0 or current.get("checksum") == manifest.get("checksum"):
                 raise
             manifest = current
-    raise AssertionError("unreachable")
 
 
 def optimize(path: str | Path) -> dict[str, Any]:

@@ -222,7 +222,7 @@ class LexicalLeg:
     @classmethod
     def summary(cls, segments: Sequence[Segment]) -> dict[str, Any]:
         """BM25's corpus statistics over the live documents: their count and their total length."""
-        words = sum(int(np.asarray(_lengths(s))[s.live_rows()].sum()) for s in segments if not s.legacy)
+        words = sum(int(np.asarray(_lengths(s))[s.live_rows()].sum()) for s in segments)
         return {"lexical_documents": sum(s.live_count for s in segments), "lexical_words": words}
 
     @classmethod

@@ -266,10 +266,7 @@ class IndexWriter:
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest last, with every file's size and sha256, then swap the folder into place."""
-        with guard_disk(self.folder):
-            for writer in self._open:
-                if writer._documents is not None:
-                    writer.close()
+        with guard_disk(self.folder):  # the segments' writers were closed by their owner (indexer._assemble)
             names = sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if p.is_file())
             manifest = {"format_version": FORMAT_VERSION, **manifest}
             manifest["files"], manifest["sha256"] = checksums(self.folder, names)

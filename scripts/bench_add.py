@@ -6,7 +6,9 @@ Each size is built once by `retriever index` (SciFact's corpus repeated with new
 does; reused from --work when already there) and copied; then, in a fresh process per size, the model is
 loaded and `Retriever.add` is timed on `--add` new documents, with the bytes the process wrote during the
 add (wchar of /proc/self/io: every write call, page cache included) against the index's size on disk;
-then `Retriever.optimize` (the merge of the two segments: a full rewrite) is timed the same way.
+then the index of two segments is opened three times (a Searcher: what a load costs besides the model; the
+median is printed), and `Retriever.optimize` (the merge of the two segments: a full rewrite) is timed the
+same way as the add.
 An add writes one new segment and the manifest (segments.py); before segments it rewrote the whole index
 (docs/benchmarks.md has both).
 """
@@ -28,8 +30,9 @@ from bench_memory import SCIFACT, folder_mb, repeated_corpus
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ADD = """
-import json, sys, time
+import json, statistics, sys, time
 from retriever import Retriever
+from retriever.searcher import Searcher
 path, docs = sys.argv[1], json.loads(sys.argv[2])
 r = Retriever.load(path)
 def written():
@@ -37,6 +40,12 @@ def written():
 before, started = written(), time.perf_counter()
 r.add(docs)
 added = {"seconds": time.perf_counter() - started, "bytes": written() - before, "documents": r.manifest["documents"]}
+opens = []
+for _ in range(3):
+    started = time.perf_counter()
+    Searcher(r.path, r.manifest, r.backbone)
+    opens.append(time.perf_counter() - started)
+added["open_seconds"] = statistics.median(opens)
 before, started = written(), time.perf_counter()
 r.optimize()
 print(json.dumps({**added, "optimize_seconds": time.perf_counter() - started, "optimize_bytes": written() - before}))
@@ -71,8 +80,8 @@ def main() -> None:
     new = [{"_id": f"new-{i}", "title": f"Added note {i}",
             "text": f"An added abstract number {i} on protein folding and its measurement in cells."}
            for i in range(args.add)]
-    print("| documents | index MB | add seconds | MB written | written / index | optimize seconds | optimize MB |\n"
-          "|---|---|---|---|---|---|---|", flush=True)
+    print("| documents | index MB | add seconds | MB written | written / index | open seconds | optimize seconds "
+          "| optimize MB |\n|---|---|---|---|---|---|---|---|", flush=True)
     for size in (int(s) for s in args.docs.split(",")):
         index = build(size, args.work, options)
         trial = args.work / f"trial-{size}"
@@ -85,7 +94,8 @@ def main() -> None:
         assert got["documents"] == size + args.add
         written = got["bytes"] / 2**20
         print(f"| {size:,} | {size_mb:.1f} | {got['seconds']:.2f} | {written:.2f} | {written / size_mb:.4f} | "
-              f"{got['optimize_seconds']:.2f} | {got['optimize_bytes'] / 2**20:.1f} |", flush=True)
+              f"{got['open_seconds']:.2f} | {got['optimize_seconds']:.2f} | {got['optimize_bytes'] / 2**20:.1f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
