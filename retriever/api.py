@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone, pick_device, resolve_dtype
 from .batching import MicroBatcher
@@ -30,6 +31,9 @@ from .snippets import snippet
 from .store import check_target, disk_size, exclusive, home, last_built, read_manifest, rewrite_manifest
 from .updates import optimize_index, update_index
 from .verify import verify_index
+
+if TYPE_CHECKING:
+    from .distributed import RayOptions
 
 
 @dataclass
@@ -119,6 +123,28 @@ def _torch_dtype(dtype: str, device: str):
     return resolve_dtype(dtype, pick_device(device))
 
 
+def _ray_checks(options: RayOptions, source: str | None, backbone: Backbone | None, model: str,
+                dtype: str) -> tuple[str, str]:
+    """What a build on Ray needs, checked before any model loads; returns the dtype and device for this
+    process, which then only projects the key tokens (on its CPU) while the workers encode: GPUs run bf16."""
+    from . import distributed
+
+    distributed.check_source(source)
+    if backbone is not None and backbone.fingerprint != fingerprint(model)[1]:
+        raise RetrieverError(f"on Ray the workers load the model by name: pass model= the one backbone "
+                             f"'{backbone.name}' was loaded from")
+    return ("bfloat16" if dtype == "auto" and options.gpus_per_worker else dtype), "cpu"
+
+
+def _cluster(options: RayOptions | None, model: str, dtype: str, fields: Fields | None):
+    """The cluster a build encodes on, connected for the build: nothing where options is None."""
+    if options is None:
+        return nullcontext()
+    from .distributed import RayBuild
+
+    return RayBuild(options, model, dtype, fields)
+
+
 class Retriever:
     """A loaded index plus the model that encodes its queries (none for a lexical-only index)."""
 
@@ -133,7 +159,8 @@ class Retriever:
               model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
               device: str = "auto", settings: IndexSettings | None = None, progress: Progress | None = None,
               quiet: bool = True, restart: bool = False, chunk_size: int = CHUNK, overwrite: bool = False,
-              batch_tokens: int | None = None, fields: Fields | None = None, **setting_values: Any) -> Retriever:
+              batch_tokens: int | None = None, fields: Fields | None = None, ray: RayOptions | None = None,
+              **setting_values: Any) -> Retriever:
         """Index documents (dicts with _id/text/title, Document objects, or a corpus path: JSONL, JSON, Parquet,
         CSV/TSV, a folder of .txt/.md; fields maps other field names) and load the result.
 
@@ -142,9 +169,15 @@ class Retriever:
         a model leg (legs=("lexical",)) never loads one. An interrupted build of the same path resumes from
         its last committed chunk of chunk_size documents (restart=True discards it). Keyword arguments not
         named here are IndexSettings fields (method, max_tokens, sparse, ...).
+
+        ray: encode on a Ray cluster instead (distributed.py; the `ray` extra): its workers load model by
+        name, so a backbone passed here must be the one model names. The result is the index a build without
+        ray gives, and an interrupted build resumes either way.
         """
         settings = settings or IndexSettings(**setting_values)
         source = str(documents) if isinstance(documents, str | Path) else None
+        if ray is not None:
+            dtype, device = _ray_checks(ray, source, backbone, model, dtype)
         if source is not None:
             path = path or home() / Path(documents).name.split(".")[0]
         if path is None:
@@ -161,9 +194,10 @@ class Retriever:
             dense_encoder = load_sentence_encoder(settings.dense_model, _torch_dtype(dtype, device), device)
         if settings.needs_model and backbone is None:
             backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
-        build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
-                    chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
-                    dense_encoder=dense_encoder)
+        with _cluster(ray, model, dtype, fields) as cluster:
+            build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
+                        chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
+                        dense_encoder=dense_encoder, cluster=cluster)
         return cls(Path(path), read_manifest(Path(path)), backbone if settings.needs_model else None, dense_encoder)
 
     @classmethod

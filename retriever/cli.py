@@ -243,13 +243,14 @@ def _sparse_config(opts: dict) -> SparseConfig:
 
 def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtype: str, quiet: bool,
            restart: bool, chunk_size: int, overwrite: bool, device: str = "auto",
-           batch_tokens: int | None = None, fields: Fields | None = None) -> api.Retriever:
+           batch_tokens: int | None = None, fields: Fields | None = None, ray=None) -> api.Retriever:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a terminated build stops like Ctrl-C
     progress = None if quiet else _Progress(count_documents(corpus))
     try:
         return api.Retriever.build(corpus, target, model=model, dtype=dtype, settings=settings,
                                    progress=progress, quiet=quiet, restart=restart, chunk_size=chunk_size,
-                                   overwrite=overwrite, device=device, batch_tokens=batch_tokens, fields=fields)
+                                   overwrite=overwrite, device=device, batch_tokens=batch_tokens, fields=fields,
+                                   ray=ray)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
                    "command resumes from them (--restart discards them)", err=True)
@@ -276,22 +277,38 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
               help="Tokens per forward pass (default: 2,048 on a CPU, 32,768 on a GPU); speed only, same vectors.")
 @DEVICE
 @THREADS
+@click.option("--ray", "on_ray", is_flag=True,
+              help="Encode on a Ray cluster (needs retriever[ray]): a new local one unless --ray-address.")
+@click.option("--ray-address", metavar="ADDR", help="A running Ray cluster (auto, HOST:PORT, ray://HOST:10001).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ray encoder workers, each with the model loaded once.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each Ray worker gets (0: workers run on CPUs; --threads is then per worker).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON when done.")
 def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, chunk_size: int,
           id_field: str | None, text_field: str | None, title_field: str | None, batch_tokens: int | None,
-          device: str, threads: int | None, quiet: bool, as_json: bool, **opts) -> None:
+          device: str, threads: int | None, on_ray: bool, ray_address: str | None, workers: int,
+          gpus_per_worker: float, quiet: bool, as_json: bool, **opts) -> None:
     """Build an index from a corpus: BEIR-style JSONL (_id, text, optional title and metadata; .gz too), a JSON
     array, Parquet, CSV or TSV with a header (other columns become metadata), or a folder of .txt/.md files.
 
     Interrupted (Ctrl-C, a kill, a crash), the same command resumes from the last committed chunk. An index
-    already at --index is refused unless --overwrite.
+    already at --index is refused unless --overwrite. With --ray, Ray workers encode the corpus (JSONL or
+    Parquet) and this process writes the same index a build without --ray writes.
     """
     settings, opts = _settings(opts)
     target = index_dir or home() / corpus.name.split(".")[0]
+    ray = None
+    if on_ray or ray_address:
+        from .distributed import RayOptions
+
+        ray = RayOptions(ray_address, workers, gpus_per_worker, threads)
+    elif workers != 1 or gpus_per_worker:
+        raise click.UsageError("--workers and --gpus-per-worker need --ray")
     _use_threads(threads)
     retriever = _build(corpus, target, settings, opts["model"], opts["dtype"], quiet, restart, chunk_size,
-                       overwrite, device, batch_tokens, Fields(id_field, text_field, title_field))
+                       overwrite, device, batch_tokens, Fields(id_field, text_field, title_field), ray)
     m = retriever.manifest
     if as_json:
         _print_json(api.info(target))

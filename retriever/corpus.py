@@ -176,20 +176,22 @@ def read_corpus(path: str | Path, fields: Fields | None = None) -> Iterator[Docu
     records = {"jsonl": _json_records, "json": _json_array, "parquet": _parquet_records, "csv": _csv_records,
                "tsv": _csv_records, "folder": _folder_records}[kind](path)
     table = kind in ("parquet", "csv", "tsv")
-
-    def record(obj: Any) -> Any:
-        if not isinstance(obj, dict):
-            return obj
-        obj = fields.apply(obj)
-        return _columns(obj) if table else obj
-
-    located = ((parse_document(record(obj), str(where), n), str(where), n) for where, n, obj in _located(path, records))
+    located = ((parse_document(as_record(obj, fields, table), str(where), n), str(where), n)
+               for where, n, obj in _located(path, records))
     count = 0
     for doc in validate_unique(located):
         count += 1
         yield doc
     if count == 0:
         raise InputError("empty corpus: no documents", str(path))
+
+
+def as_record(obj: Any, fields: Fields, table: bool) -> Any:
+    """A decoded record with the id/text/title fields renamed; a table row's other columns become metadata."""
+    if not isinstance(obj, dict):
+        return obj
+    obj = fields.apply(obj)
+    return _columns(obj) if table else obj
 
 
 def _located(path: Path, records: Iterator[tuple]) -> Iterator[tuple[Path, int, Any]]:

@@ -92,7 +92,7 @@ Progress = Callable[[int, int], None]  # (documents done in this batch, tokens i
 def build_index(documents: Iterable[Document], target: str | Path, backbone, settings: IndexSettings,
                 progress: Progress | None = None, source: str | None = None, *, restart: bool = False,
                 chunk_size: int = CHUNK, u1: np.ndarray | None = None, overwrite: bool = False,
-                batch_tokens: int | None = None, dense_encoder=None) -> dict[str, Any]:
+                batch_tokens: int | None = None, dense_encoder=None, cluster=None) -> dict[str, Any]:
     """Encode, index and write documents to target; returns the manifest.
 
     Work is committed chunk by chunk (checkpoint.py): run again after a crash, the build resumes from its
@@ -103,6 +103,8 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     backbone: None (or ignored) for an index without a model leg. batch_tokens: the forward pass's token
     budget per batch (speed only: a text's vectors do not depend on its batch).
     dense_encoder: the trained sentence encoder (sentence.py) settings.dense_model names, loaded.
+    cluster: a distributed.RayBuild, entered, to encode on (its workers load the models themselves; backbone and
+    dense_encoder here then only describe them and project the key tokens).
     """
     check_target(target, overwrite)
     if settings.needs_dense_model and dense_encoder is None:
@@ -128,8 +130,12 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
             progress(0, 0)  # the clock starts here: model loading is not indexing
         stages = Stages()
         try:
-            resumed = _encode_chunks(stages.reading(documents), checkpoint, (encoder, dense_encoder), chunk_size,
-                                     progress, source, stages)
+            if cluster is not None and (encoder is not None or dense_encoder is not None):
+                resumed = _encode_on_cluster(stages.reading(documents), checkpoint, cluster, settings, model,
+                                             (batch_tokens, chunk_size), progress, source, stages)
+            else:
+                resumed = _encode_chunks(stages.reading(documents), checkpoint, (encoder, dense_encoder),
+                                         chunk_size, progress, source, stages)
         except BaseException:
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
@@ -166,11 +172,56 @@ def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encode
                     progress(len(chunk), 0)
                 continue
             _encode_chunk(number, chunk, prepared, checkpoint, encoders, progress, stages)
-    if seen == 0:
+    _check_length(seen, checkpoint, source)
+    return resumed
+
+
+def _check_length(chunks: int, checkpoint: Checkpoint, source: str | None) -> None:
+    if chunks == 0:
         raise InputError("empty corpus: no documents", source)
-    if seen < checkpoint.committed:
-        raise InputError(f"the corpus changed since the interrupted build: it now ends in chunk {seen - 1}, "
+    if chunks < checkpoint.committed:
+        raise InputError(f"the corpus changed since the interrupted build: it now ends in chunk {chunks - 1}, "
                          f"but {checkpoint.committed} chunks were committed; pass --restart", source)
+
+
+def _encode_on_cluster(documents: Iterable[Document], checkpoint: Checkpoint, cluster, settings: IndexSettings,
+                       model: dict[str, Any], sizes: tuple[int | None, int], progress: Progress | None,
+                       source: str | None, stages: Stages) -> int:
+    """Encode on Ray every chunk not committed yet and commit each as it comes back, in corpus order; returns
+    how many documents were already committed. This process reads the corpus once first: to check an
+    interrupted build's chunks against it, and to know which ids each chunk from the cluster must hold.
+    sizes: the forward pass's token budget, documents per chunk."""
+    batch_tokens, chunk_size = sizes
+    resumed, seen, done, expected, remaining = 0, 0, [], [], []
+    for number, chunk in enumerate(_chunks(documents, chunk_size)):
+        seen = number + 1
+        if number < checkpoint.committed:
+            checkpoint.check(number, chunk, source)
+            resumed += len(chunk)
+            done.extend(d.id for d in chunk)
+        else:
+            expected.extend(d.id for d in chunk)
+            if source is None:  # documents from the Python API travel to the cluster as one table
+                remaining.extend(chunk)
+    _check_length(seen, checkpoint, source)
+    if progress and resumed:
+        progress(resumed, 0)
+    number, position = checkpoint.committed, 0
+    for encoded in cluster.chunks(source, remaining, done, settings, batch_tokens, chunk_size, progress):
+        ids = [d.id for d in encoded.documents]
+        if ids != expected[position:position + len(ids)]:
+            raise RetrieverError(f"the Ray workers returned chunk {number} with other documents than the corpus "
+                                 f"has there (from id '{ids[0]}'): did the corpus change during the build?")
+        if encoded.dtypes - {model["dtype"]}:
+            raise RetrieverError(f"the Ray workers ran the model in {', '.join(sorted(encoded.dtypes))}, this "
+                                 f"process in {model['dtype']}: pass --dtype to run both alike")
+        info = {"empty": sum(not d.content.strip() for d in encoded.documents), "stats": asdict(encoded.stats)}
+        with stages.timing("commit"):
+            checkpoint.commit(number, encoded.documents, encoded.arrays, info)
+        number, position = number + 1, position + len(ids)
+    if position != len(expected):
+        raise RetrieverError(f"the Ray workers returned {position:,} documents, the corpus has {len(expected):,} "
+                             "after the committed chunks: did the corpus change during the build?")
     return resumed
 
 

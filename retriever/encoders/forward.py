@@ -39,8 +39,12 @@ class Prepared:
 
     texts: int
     inputs: list[list[Wrapped]]  # per prompt of the method, per text
-    truncated: int
+    cut: list[int]  # the texts cut to the token budget, by position
     seconds: float
+
+    @property
+    def truncated(self) -> int:
+        return len(self.cut)
 
 
 @dataclass
@@ -81,9 +85,9 @@ class Encoder:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.pad_id = int(pad if pad is not None else 0)
 
-    def cut(self, texts: Sequence[str], tokenizer=None) -> tuple[list[str], int]:
+    def cut(self, texts: Sequence[str], tokenizer=None) -> tuple[list[str], list[int]]:
         """Each text within the token budget (cut at a token boundary, then normalised as the prompt papers
-        do where the method has a prompt), and how many texts were cut.
+        do where the method has a prompt), and which texts were cut.
 
         tokenizer: a private copy for a thread that tokenizes while another runs the model (a fast
         tokenizer's truncation setting is shared state); the backbone's own by default.
@@ -95,7 +99,7 @@ class Encoder:
         long = [i for i, e in enumerate(ends) if len(e) > self.max_tokens]
         for i in long:
             texts[i] = texts[i][: ends[i][self.max_tokens - 1]]
-        return (texts if split else [self.method.normalize(t) for t in texts]), len(long)
+        return (texts if split else [self.method.normalize(t) for t in texts]), long
 
     def wrapped(self, texts: Sequence[str], prompt: int = 0) -> list[Wrapped]:
         """Model inputs for texts under one of the method's prompts (cut and normalised first)."""
@@ -170,9 +174,9 @@ class Encoder:
         """Tokenize texts for encode(); safe beside a running encode() when given a private tokenizer."""
         started = time.perf_counter()
         tokenizer = tokenizer or self.backbone.tokenizer
-        cut, truncated = self.cut(texts, tokenizer)
+        cut, long = self.cut(texts, tokenizer)
         inputs = [self.method.wrap(tokenizer, template, cut) for template in self.method.templates]
-        return Prepared(len(texts), inputs, truncated, time.perf_counter() - started)
+        return Prepared(len(texts), inputs, long, time.perf_counter() - started)
 
     def encode(self, texts: Sequence[str] | Prepared,
                on_batch: Callable[[int, int], None] | None = None) -> Encoded:
