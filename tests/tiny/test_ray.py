@@ -2,7 +2,8 @@
 by Ray workers equals the single-process build of the same corpus (same ids, same scores in every mode,
 same u_1), with one worker and with two, from JSONL and from Parquet, after a worker is killed mid-job
 (Ray restarts it and retries its blocks), and after the driver is killed (the same command resumes from the
-committed chunks)."""
+committed chunks). The Parquet and killed-driver tests are marked slow (CI runs them), to keep the default
+run within its ten minutes."""
 
 from __future__ import annotations
 
@@ -117,6 +118,7 @@ def test_a_ray_build_equals_the_single_process_build(cluster, corpus, reference,
     assert built.manifest["resumed_documents"] == 0
 
 
+@pytest.mark.slow
 def test_parquet_and_documents_from_python(cluster, corpus, reference, tiny_backbone, tiny_model, tmp_path):
     docs = list(read_corpus(corpus))
     table = documents_table(docs).drop_columns(["metadata"])
@@ -195,6 +197,7 @@ main()
 """
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_from_its_committed_chunks(cluster, corpus, reference, tiny_model, tmp_path):
     """`retriever index --ray-address` in a child process, SIGKILLed once two chunks are committed; the same
     command again encodes only the rest and gives the single-process index."""
