@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,7 @@ class CorpusSource(Datasource):
 
 
 def _blocks(documents: Iterator[Document]) -> Iterator[pa.Table]:
-    block: list[Document] = []
-    for doc in documents:
-        block.append(doc)
-        if len(block) == BLOCK_DOCUMENTS:
-            yield documents_table(block)
-            block = []
-    if block:
+    while block := list(islice(documents, BLOCK_DOCUMENTS)):
         yield documents_table(block)
 
 
@@ -142,8 +137,14 @@ def _jsonl_range(path: Path, start: int, end: int | None, fields: Fields) -> Ite
             if not raw:
                 return
             text = raw.decode("utf-8-sig" if first else "utf-8")
-            if text.strip():
-                yield parse_document(as_record(json.loads(text.rstrip("\r\n")), fields, False), str(path))
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text.rstrip("\r\n"))
+            except ValueError as exc:  # the driver read this file through first: it changed since
+                raise InputError(f"malformed JSON in the line at byte {fh.tell() - len(raw)} ({exc}); did the "
+                                 "corpus change during the build?", str(path)) from None
+            yield parse_document(as_record(record, fields, False), str(path))
 
 
 def _parquet_group(path: Path, group: int, fields: Fields) -> Iterator[Document]:

@@ -40,7 +40,7 @@ COMPARE = """
 import json, sys
 from retriever import Retriever
 from retriever.sparse import PC_SAMPLE
-a, b = Retriever.load(sys.argv[1]), Retriever.load(sys.argv[2], backbone=None)
+a, b = Retriever.load(sys.argv[1]), Retriever.load(sys.argv[2])
 queries = [json.loads(line)["text"] for line in open(sys.argv[3])][:20]
 same = a.searcher.ids == b.searcher.ids
 worst = 0.0

@@ -213,7 +213,8 @@ def test_a_killed_driver_resumes_from_its_committed_chunks(cluster, corpus, refe
     assert child.poll() is None, child.communicate()[1].decode()[-2000:]
     child.kill()
     child.wait()
-    assert not target.exists() and 2 <= _committed(target) < -(-90 // CHUNK)
+    killed_stderr = child.stderr.read().decode()[-2000:]
+    assert not target.exists() and 2 <= _committed(target) < -(-90 // CHUNK), (_committed(target), killed_stderr)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads(done.stdout)
