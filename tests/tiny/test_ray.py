@@ -163,6 +163,7 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_blocks_retried(cluster, co
             return distributed.BlockEncoder.__call__(self, block)
 
     monkeypatch.setattr(distributed, "BlockEncoder", Paced)
+    monkeypatch.setattr(distributed, "SPLIT_BYTES", 2048)  # many blocks: chunks arrive one by one, not at the end
 
     def killer():
         deadline = time.monotonic() + 120
@@ -191,6 +192,7 @@ class Paced(distributed.BlockEncoder):
         time.sleep(0.2)
         return distributed.BlockEncoder.__call__(self, block)
 distributed.BlockEncoder = Paced
+distributed.SPLIT_BYTES = 2048  # many read blocks, so chunks reach the driver one by one, not all at the end
 from retriever.cli import main
 sys.argv[0] = "retriever"
 main()
