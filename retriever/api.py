@@ -16,14 +16,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backbones import DEFAULT_MODEL, PRESETS, Backbone, fingerprint, load_backbone, pick_device, resolve_dtype
+from .backbones import (
+    DEFAULT_MODEL,
+    PRESETS,
+    Backbone,
+    fingerprint,
+    index_dtype,
+    load_backbone,
+    load_tokenizer,
+    pick_device,
+    resolve_dtype,
+)
 from .batching import MicroBatcher
 from .corpus import Document, Fields, documents_from, read_corpus
 from .encoders import Encoder, defaults_for, make_method
 from .errors import BadIndexError, RetrieverError
 from .evaluate import read_sts, sts_spearman
 from .indexer import CHUNK, Progress, build_index
-from .leg import DENSE_MODEL, LLM
+from .leg import DENSE_MODEL, LLM, TOKENIZER
 from .searcher import Result, Searcher
 from .sentence import SentenceEncoder, load_sentence_encoder
 from .settings import IndexSettings
@@ -77,7 +87,7 @@ def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
 
 def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
     built = manifest["model"]
-    if backbone is not None and LLM in _models(manifest) and backbone.fingerprint != built["fingerprint"]:
+    if backbone is not None and LLM in _models(manifest, query=False) and backbone.fingerprint != built["fingerprint"]:
         raise BadIndexError(
             f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
             f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
@@ -93,16 +103,18 @@ def _check_model_spec(manifest: dict, spec: str, folder: Path) -> None:
                             "search it with the model it was built with")
 
 
-def _models(manifest: dict, mode: str | None = None) -> frozenset[str]:
-    """The models searching in mode (every mode when None) needs (leg.LLM, leg.DENSE_MODEL): none for a
-    lexical-only index or a model-free mode. Damaged settings say the LLM, and Searcher names the damage."""
+def _models(manifest: dict, mode: str | None = None, query: bool = True) -> frozenset[str]:
+    """The models searching in mode (every mode when None) needs (leg.LLM, leg.DENSE_MODEL, leg.TOKENIZER):
+    none for a lexical-only index or a model-free mode; with query False, what its documents needed.
+    Damaged settings say the LLM, and Searcher names the damage."""
     try:
         settings = IndexSettings.from_dict(manifest["settings"])
     except (TypeError, ValueError, RetrieverError):
         return frozenset({LLM})
+    models = settings.query_models if query else settings.models
     if mode is None or mode == "hybrid" or mode not in settings.legs:
-        return settings.models()
-    return settings.models((mode,))
+        return models()
+    return models((mode,))
 
 
 def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str,
@@ -149,10 +161,14 @@ class Retriever:
     """A loaded index plus the model that encodes its queries (none for a lexical-only index)."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None,
-                 dense_encoder: SentenceEncoder | None = None):
+                 dense_encoder: SentenceEncoder | None = None, tokenizer: Any = None,
+                 loading: dict[str, Any] | None = None):
+        """tokenizer: the LLM's tokenizer where queries need it without the LLM; loading: how to load the
+        LLM later (dtype, device), when an add needs it and the searches did not."""
         _check_model(manifest, backbone, folder)
-        self.path, self.backbone, self.dense_encoder = folder, backbone, dense_encoder
-        self.manifest, self.searcher = _open(folder, manifest, backbone, dense_encoder)
+        self.path, self.backbone, self.dense_encoder, self.tokenizer = folder, backbone, dense_encoder, tokenizer
+        self._loading = loading or {}
+        self.manifest, self.searcher = _open(folder, manifest, backbone, dense_encoder, tokenizer=tokenizer)
 
     @classmethod
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
@@ -192,9 +208,10 @@ class Retriever:
         dense_encoder = None
         if settings.needs_dense_model:  # a named preset or folder fails here, before the LLM loads
             dense_encoder = load_sentence_encoder(settings.dense_model, _torch_dtype(dtype, device), device)
+        llm_dtype = index_dtype(dtype, device)
         if settings.needs_model and backbone is None:
-            backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
-        with _cluster(ray, model, dtype, fields) as cluster:
+            backbone = load_backbone(model, dtype=llm_dtype, device=device, quiet=quiet)
+        with _cluster(ray, model, llm_dtype, fields) as cluster:
             build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
                         chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
                         dense_encoder=dense_encoder, cluster=cluster)
@@ -223,10 +240,13 @@ class Retriever:
             dense_encoder = _dense_encoder(manifest, folder, dtype, device, dense_encoder)
         else:
             dense_encoder = None
-        if LLM not in needed:
-            return cls(folder, manifest, None, dense_encoder)
-        if model is not None:
+        if model is not None and needed & {LLM, TOKENIZER}:
             _check_model_spec(manifest, model, folder)
+        if LLM not in needed:  # a backbone passed is kept (checked, for adds); none is loaded
+            tokenizer = None
+            if TOKENIZER in needed and backbone is None:
+                tokenizer = load_tokenizer(model or manifest["model"]["name"], quiet)
+            return cls(folder, manifest, backbone, dense_encoder, tokenizer, {"dtype": dtype, "device": device})
         if backbone is None:
             backbone = load_backbone(model or manifest["model"]["name"], dtype=dtype or manifest["model"]["dtype"],
                                      device=device, quiet=quiet)
@@ -270,10 +290,21 @@ class Retriever:
         """
         source = str(documents) if isinstance(documents, str | Path) else "documents"
         docs = read_corpus(documents, fields) if isinstance(documents, str | Path) else documents_from(documents)
-        manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self.backbone, progress=progress,
-                                source=source, dense_encoder=self.dense_encoder)
+        manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self._writing_backbone(docs),
+                                progress=progress, source=source, dense_encoder=self.dense_encoder)
         self._reload(manifest)
         return manifest
+
+    def _writing_backbone(self, documents: Any) -> Backbone | None:
+        """The LLM, loaded now if the searches did not need it (the key-token leg's own-token queries) but
+        new documents do: the first add pays the load, a search never does."""
+        settings = self.searcher.settings
+        if self.backbone is None and settings.needs_model and documents:
+            model = self.manifest["model"]
+            self.backbone = load_backbone(model["name"], dtype=self._loading.get("dtype") or model["dtype"],
+                                          device=self._loading.get("device", "auto"))
+            _check_model(self.manifest, self.backbone, self.path)
+        return self.backbone
 
     def delete(self, ids: Sequence[str]) -> dict[str, Any]:
         """Remove documents by id from every leg; an unknown id refuses the whole call."""
@@ -288,7 +319,8 @@ class Retriever:
         return manifest
 
     def _reload(self, manifest: dict[str, Any]) -> None:
-        manifest, searcher = _open(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher)
+        manifest, searcher = _open(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher,
+                                   tokenizer=self.tokenizer)
         self.manifest, self.searcher = manifest, searcher  # searches in flight keep the version they took
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
@@ -312,13 +344,14 @@ class Retriever:
 
 
 def _open(folder: Path, manifest: dict[str, Any], backbone: Backbone | None, dense_encoder: SentenceEncoder | None,
-          batcher: MicroBatcher | None = None, tries: int = 3) -> tuple[dict[str, Any], Searcher]:
+          batcher: MicroBatcher | None = None, tries: int = 3,
+          tokenizer: Any = None) -> tuple[dict[str, Any], Searcher]:
     """A searcher of the index's version manifest names. A writer that publishes a new version removes
     files only the old one used: a reader that read the old manifest just before then finds them gone, and
     opens the new version instead (an unchanged manifest means real damage, reported)."""
     while True:
         try:
-            return manifest, Searcher(folder, manifest, backbone, dense_encoder, batcher)
+            return manifest, Searcher(folder, manifest, backbone, dense_encoder, batcher, tokenizer)
         except BadIndexError:
             tries -= 1
             current = read_manifest(folder)

@@ -27,7 +27,7 @@ from .searcher import MODES, check_queries
 from .sentence import DEFAULT_DENSE_MODEL, SENTENCE_PRESETS
 from .service import Limits, ServeConfig, index_names, read_token
 from .settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
-from .sparse import IDF, OWN_WORDS, SCORINGS, SPELLINGS, WEIGHTINGS, SparseConfig
+from .sparse import FOLDS, IDF, OWN_SPANS, OWN_WORDS, QUERY_SIDES, SCORINGS, SPELLINGS, WEIGHTINGS, SparseConfig
 from .store import home, last_built
 
 
@@ -141,8 +141,10 @@ _INDEX_OPTIONS = [
                  help="Method parameter, e.g. layers=last-third, tokens=text, tp_start=1, tp_exit=6 (repeatable)."),
     click.option("--max-tokens", type=click.IntRange(min=1), default=IndexSettings.max_tokens, show_default=True,
                  help="Token budget per document; longer ones are truncated (counted in the manifest)."),
-    click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto",
-                 show_default=True, help="auto: bf16 where the hardware has it, else fp32."),
+    click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto",
+                 show_default=True, help="The LLM's index pass. auto: bf16 where the CPU has native bf16, int8 on "
+                 "other CPUs, the GPU's half type. int8: fp32 with the decoder layers dynamically quantized (CPU "
+                 "only; faster than fp32, slower than native bf16)."),
     click.option("--legs", default=",".join(LEGS), show_default=True,
                  help="Legs to build, comma separated (dense, sparse = key tokens, lexical = BM25)."),
     click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True),
@@ -161,8 +163,20 @@ _INDEX_OPTIONS = [
     click.option("--idf", type=click.Choice(IDF), default=SparseConfig.idf, show_default=True,
                  help="Multiply key-token weights by the corpus idf: on documents, or on documents and queries."),
     click.option("--key-tokens", type=click.Choice(SCORINGS), default=SparseConfig.scoring, show_default=True,
-                 help="paper: documents keep their top-K aligned tokens only, a query is a set of its own "
-                      "tokens plus its top-M, scored by the sum of the document's weights over it."),
+                 help="weighted: sum of query x document weights. paper: documents keep their top-K aligned "
+                      "tokens only, a query is a set of its own tokens plus its top-M, scored by the sum of the "
+                      "document's weights over it. bm25: BM25 with a token's model weight as its term "
+                      "frequency; bm25-count: the weight times the token's count in the text."),
+    click.option("--query-side", type=click.Choice(QUERY_SIDES), default=SparseConfig.query_side,
+                 show_default=True, help="A query's key tokens: its own tokens (no LLM at query time) or the "
+                                         "LLM's projection of it."),
+    click.option("--fold", type=click.Choice(FOLDS), default=SparseConfig.fold, show_default=True,
+                 help="Fold a word's case and space variants into one token (their max or sum), so K "
+                      "expansions are K distinct words."),
+    click.option("--stem/--no-stem", default=SparseConfig.stem, show_default=True,
+                 help="Fold words of one Snowball stem too (with --fold max or sum)."),
+    click.option("--own-span", type=click.Choice(OWN_SPANS), default=SparseConfig.own_span, show_default=True,
+                 help="Own tokens from the whole text, or only from what fits the LLM's --max-tokens."),
     click.option("--query-top-m", type=click.IntRange(min=0), default=SparseConfig.query_top_m,
                  show_default=True, help="Aligned tokens added to a query's own tokens."),
     click.option("--pc-alpha", type=click.FloatRange(0, 1), default=SparseConfig.alpha, show_default=True,
@@ -236,7 +250,8 @@ def _sparse_config(opts: dict) -> SparseConfig:
     try:
         return SparseConfig(opts.pop("top_k"), opts.pop("query_top_m"), opts.pop("pc_alpha"), opts.pop("final_norm"),
                             opts.pop("weighting"), own_tokens, opts.pop("own_words"), opts.pop("spelling"),
-                            opts.pop("idf"), scoring)
+                            opts.pop("idf"), scoring, opts.pop("query_side"), opts.pop("fold"), opts.pop("stem"),
+                            opts.pop("own_span"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--top-k") from None
 
@@ -570,7 +585,7 @@ def eval_group() -> None:
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--method", "methods", default=DEFAULT_METHOD, show_default=True,
               help=f"Comma-separated methods: {', '.join(method_names())}.")
-@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16"]), default="auto")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto")
 @click.option("--json", "as_json", is_flag=True)
 def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_json: bool) -> None:
     """Spearman x100 between cosine similarity and gold scores.
@@ -665,7 +680,7 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
               help="Queries in one /search/batch request.")
 @click.option("--max-write-documents", type=click.IntRange(min=1), default=Limits.max_write_documents,
               show_default=True, help="Documents in one write request.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16", "int8"]), default=None,
               help="The models' dtype (default: the one each index was built with).")
 @DEVICE
 @THREADS

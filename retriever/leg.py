@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .store import FileWriter
 
 LLM, DENSE_MODEL = "llm", "dense-model"  # the models a leg may need (Leg.models)
+TOKENIZER = "tokenizer"  # the LLM's tokenizer alone: what a query needs where the LLM runs at index time only
 Scorer = Callable[[np.ndarray], np.ndarray]  # candidate rows -> their exact scores in this leg
 Hits = Iterator[tuple[np.ndarray, Scorer]]  # per query: the leg's top rows, best first, and its scorer
 
@@ -71,6 +72,7 @@ class LegContext:
     u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike
     timing: Callable[[str], AbstractContextManager] = lambda stage: nullcontext()
     dense_encoder: Any = None  # the trained sentence encoder (sentence.py) when settings.dense_model names one
+    tokenizer: Any = None  # the LLM's tokenizer when the LLM itself is not loaded (Leg.query_models)
     manifest: dict[str, Any] = field(default_factory=dict)
     segments: Sequence[Segment] = ()
 
@@ -86,6 +88,11 @@ class Leg(Protocol):
     def models(cls, settings: IndexSettings) -> frozenset[str]:
         """Which models encode this leg's documents and queries under settings: LLM (the backbone's forward
         pass), DENSE_MODEL (a trained sentence encoder), or none."""
+
+    @classmethod
+    def query_models(cls, settings: IndexSettings) -> frozenset[str]:
+        """Which models encode this leg's queries: models(settings) unless the leg says otherwise, or
+        TOKENIZER where a query needs the LLM's tokenizer only (legs.query_models gives the default)."""
 
     @classmethod
     def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:

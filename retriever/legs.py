@@ -39,6 +39,13 @@ def leg_type(name: str) -> type[Leg]:
         raise RetrieverError(f"unknown leg '{name}'; known: {', '.join(_LEGS)}") from None
 
 
+def query_models(name: str, settings) -> frozenset[str]:
+    """The models leg name needs to encode queries (Leg.query_models); a leg without the method needs at
+    query time what it needs at index time."""
+    leg = leg_type(name)
+    return getattr(leg, "query_models", leg.models)(settings)
+
+
 def leg_types(names: tuple[str, ...] | None = None) -> list[type[Leg]]:
     """The registered leg types, or those named, in registration order."""
     return [leg for name, leg in _LEGS.items() if names is None or name in names]

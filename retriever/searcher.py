@@ -24,7 +24,7 @@ from .encoders import Encoder
 from .errors import BadIndexError, InputError, RetrieverError
 from .filters import mask, parse_filter
 from .fusion import fuse
-from .leg import DENSE_MODEL, LLM, Leg, LegContext, Scorer
+from .leg import DENSE_MODEL, LLM, TOKENIZER, Leg, LegContext, Scorer
 from .legs import leg_names, leg_type
 from .segments import live_documents, segments_of
 from .settings import LEGS, IndexSettings
@@ -65,9 +65,10 @@ class SearchRun:
 
 class Searcher:
     def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None,
-                 dense_encoder: Any = None, batcher: MicroBatcher | None = None):
+                 dense_encoder: Any = None, batcher: MicroBatcher | None = None, tokenizer: Any = None):
         """backbone, dense_encoder: the LLM and the trained dense encoder, None where not loaded: only the
-        legs whose models are here are opened (a lexical-only search loads none). batcher: encode the
+        legs whose query models are here are opened (a lexical-only search loads none). tokenizer: the LLM's
+        tokenizer alone, for legs whose queries need no forward pass (Leg.query_models). batcher: encode the
         queries of concurrent searches together (batching.py); each call encodes its own when None."""
         folder = Path(folder)
         try:
@@ -77,7 +78,7 @@ class Searcher:
         self.legs = self.settings.ordered_legs
         self.backbone, self._folder, self.batcher = backbone, folder, batcher
         self._encoder = None  # without the model, only the legs that need none are opened (lexical)
-        if self.settings.needs_model and backbone is not None:
+        if LLM in self.settings.query_models() and backbone is not None:
             self._encoder = Encoder(backbone, self.settings.make_method(),
                                     self.settings.max_tokens)
         segments = segments_of(folder, manifest)
@@ -87,11 +88,12 @@ class Searcher:
         self._rows: dict[str, int] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
-        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder, manifest=manifest)
-        loaded = {LLM} if backbone is not None else set()
+        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder, manifest=manifest,
+                             tokenizer=tokenizer)
+        loaded = {LLM, TOKENIZER} if backbone is not None else {TOKENIZER} if tokenizer is not None else set()
         loaded |= {DENSE_MODEL} if dense_encoder is not None else set()
         self._legs: dict[str, Leg] = {name: leg_type(name).open(segments, context) for name in self.legs
-                                      if self.settings.models((name,)) <= loaded}
+                                      if self.settings.query_models((name,)) <= loaded}
 
     def metadata(self) -> list[dict]:
         """Every document's metadata, parsed once, the first time a filter needs it."""
@@ -168,7 +170,8 @@ class Searcher:
         """Queries as each leg sees them; the models' part through the batcher when there is one."""
         check_queries(queries)
         encoded: dict[str, Any] = {}
-        if (model_legs := tuple(leg for leg in legs if self.settings.models((leg,)))) and self.batcher is None:
+        model_legs = tuple(leg for leg in legs if self.settings.query_models((leg,)) - {TOKENIZER})
+        if model_legs and self.batcher is None:
             encoded = self.encode_models(queries, model_legs)
         elif model_legs:  # a pass shared with other threads' queries for the same legs of this version
             encoded = self.batcher((self, model_legs), queries)
@@ -178,7 +181,7 @@ class Searcher:
         """Queries as the given legs that need a model see them: the LLM runs once for all of its legs.
         One row per query (leg.Leg.encode), so a micro-batch's result is cut by rows."""
         vectors = None
-        if any(LLM in self.settings.models((leg,)) for leg in legs):
+        if any(LLM in self.settings.query_models((leg,)) for leg in legs):
             vectors = self._encoder.encode(list(queries))
         return {leg: self._legs[leg].encode(queries, vectors) for leg in legs}
 

@@ -285,14 +285,15 @@ class Service:
 def _token_counter(r: api.Retriever, cache: dict[int, Callable[[str], int]]) -> Callable[[str], int]:
     """Counts a query's tokens with the index's first model's tokenizer (a private copy, so counting never
     waits for a running forward pass), or its words when it has no model."""
-    model = r.backbone if r.backbone is not None else r.dense_encoder
+    model = next((m for m in (r.backbone, r.tokenizer, r.dense_encoder) if m is not None), None)
     if model is None:
         return lambda text: len(text.split())
     if id(model) not in cache:
         if r.backbone is not None:
             tokenizer, lock = r.backbone.side_tokenizer()
-        else:
-            tokenizer, lock = copy.deepcopy(model.tokenizer), threading.Lock()
+        else:  # the LLM's tokenizer alone (own-token queries), or the dense encoder's
+            tokenizer = model if model is r.tokenizer else model.tokenizer
+            tokenizer, lock = copy.deepcopy(tokenizer), threading.Lock()
 
         def count(text: str) -> int:
             with lock:

@@ -12,16 +12,17 @@ from .encoders import PROMPT_FORMATS, Method, make_method
 from .errors import RetrieverError
 from .fusion import FUSIONS
 from .leg import DENSE_MODEL, LLM
-from .legs import leg_names, leg_type
+from .legs import leg_names, leg_type, query_models
 from .lexical import LexicalConfig
 from .sentence import DEFAULT_DENSE_MODEL
 from .sparse import SparseConfig
 
 LEGS = ("dense", "sparse", "lexical")  # a new index's legs by default
 # The fusion tuned on SciFact train (809 queries; DBSF won the grid of convex, DBSF and RRF) for the default
-# legs (minilm-l6 dense, smollm2-135m key tokens, BM25; docs/quality.md): the default for every other dataset.
+# legs (minilm-l6 dense, smollm2-135m key tokens with own-token queries, BM25; docs/quality.md, issue 27: the
+# same weights won at 128 and 512 tokens): the default for every other dataset.
 DEFAULT_FUSION = "dbsf"
-DEFAULT_WEIGHTS = {"dense": 0.45, "sparse": 0.15, "lexical": 0.40}
+DEFAULT_WEIGHTS = {"dense": 0.50, "sparse": 0.15, "lexical": 0.35}
 
 
 @dataclass
@@ -30,7 +31,7 @@ class IndexSettings:
 
     method: str = "prompteol"
     method_params: dict[str, Any] = field(default_factory=dict)
-    max_tokens: int = 512
+    max_tokens: int = 128  # the LLM's budget: own tokens come from the whole text (SparseConfig.own_span)
     legs: tuple[str, ...] = LEGS
     dense_kind: str = "flat"
     sparse: SparseConfig = field(default_factory=SparseConfig)
@@ -69,6 +70,11 @@ class IndexSettings:
     def models(self, legs: Sequence[str] | None = None) -> frozenset[str]:
         """The models the given legs (every leg of the index when None) need: leg.LLM, leg.DENSE_MODEL."""
         return frozenset().union(*(leg_type(leg).models(self) for leg in (self.legs if legs is None else legs)))
+
+    def query_models(self, legs: Sequence[str] | None = None) -> frozenset[str]:
+        """The models the given legs (every leg when None) need to encode a query: the LLM only where a
+        leg runs it on queries; leg.TOKENIZER where one needs its tokenizer alone."""
+        return frozenset().union(*(query_models(leg, self) for leg in (self.legs if legs is None else legs)))
 
     @property
     def needs_model(self) -> bool:

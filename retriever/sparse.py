@@ -1,16 +1,21 @@
 """The key-token sparse index: embeddings projected through the LLM's own unembedding onto its vocabulary.
 
 W_U e ranks a text's key tokens highest once the first principal component u_1 of the embedding space
-is adjusted (that direction mostly drives "the", "and" and punctuation). A query keeps its own tokens
-plus its top-M; a document, by default, likewise keeps its own tokens plus its top-K (own_tokens), or
-only its top-K. Scoring is a sparse dot product over an inverted index. u_1 and every parameter are
-stored with the index and applied to queries exactly as to documents.
+is adjusted (that direction mostly drives "the", "and" and punctuation). A document keeps its own tokens
+plus its top-K (own_tokens), or only its top-K; a word's case, space and (with stem) Snowball variants
+are folded into one canonical token first, so K expansions are K distinct words. A query is, by default,
+its own tokens weighted by their idf: the doc-only recipe, in which the LLM runs at index time only and a
+query needs the tokenizer alone (query_side "own"); or the LLM's projection of it plus its top-M (query_side
+"model", every index built before). Scoring is a sparse dot product over an inverted index, or BM25 with
+the model's weights as term frequencies (the bm25 scorings). u_1 and every parameter are stored with the
+index and applied to queries exactly as to documents.
 
 KeyTokenLeg owns the leg's files (leg.py); KeyTokenProjector and SparseIndex are its math, the second
 shared with the lexical leg. The projector holds tensors, not a model: the leg hands it the backbone's.
 
 Defaults measured on SciFact train (docs/quality.md): a document's own tokens plus 16 expansion tokens,
-half of u_1 removed and log-saturated weights make the leg 3.6x better than top-128 alone.
+half of u_1 removed and log-saturated weights make the leg 3.6x better than top-128 alone; own-token
+queries fuse as well as the LLM's (issue 27).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import functools
 import hashlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,7 +37,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from .errors import BadIndexError, RetrieverError
 from .invariance import pad_rows
-from .leg import LLM, Hits, LegContext, Part
+from .leg import LLM, TOKENIZER, Hits, LegContext, Part
 from .store import stored_contents
 
 if TYPE_CHECKING:
@@ -43,32 +49,48 @@ WEIGHTINGS = ("relu", "log1p")
 OWN_WORDS = ("content", "all")  # a text's own tokens: its content words' pieces, or every token it has
 SPELLINGS = ("space", "bare")  # a word's pieces as mid-sentence (" word") or bare ("word", PromptReps)
 IDF = ("none", "documents", "both")  # where the corpus idf multiplies the weights
-SCORINGS = ("weighted", "paper")  # sum of w_q w_d, or the paper's sum of w_d over the query's token set
+# "weighted": sum of w_q w_d; "paper": the sum of w_d over the query's token set (documents top-K only);
+# "bm25": BM25 with a token's model weight as its term frequency and a row's weight mass as its length;
+# "bm25-count": the same with the weight times the token's count in the text (issue 27, docs/quality.md)
+SCORINGS = ("weighted", "paper", "bm25", "bm25-count")
+BM25_SCORINGS = ("bm25", "bm25-count")
+QUERY_SIDES = ("model", "own")  # a query's row: the LLM's projection of it, or its own tokens (no LLM)
+FOLDS = ("none", "max", "sum")  # how a word's case and space variants' weights become one canonical token's
+OWN_SPANS = ("budget", "text")  # own tokens from the text within the LLM's token budget, or the whole text
 QUERY_CHUNK = 64  # queries scored together against every document: bounds the queries x documents block
 
 
 @dataclass(frozen=True)
 class SparseConfig:
     top_k: int = 16  # aligned tokens per document (added to its own tokens when own_tokens)
-    query_top_m: int = 0  # aligned tokens added to a query's own tokens
+    query_top_m: int = 0  # aligned tokens added to a query's own tokens (query_side "model")
     alpha: float = 0.5  # how much of u_1 to remove: e' = e - alpha (e . u_1) u_1
     final_norm: bool = True  # apply the model's final norm before W_U
     weighting: str = "log1p"  # relu(s) or log(1 + relu(s))
     own_tokens: bool = True  # documents keep the tokens they contain, as queries do
     own_words: str = "content"  # which tokens a text contains count (OWN_WORDS): no stopwords, punctuation
     spelling: str = "space"  # how a content word's pieces are spelled (SPELLINGS)
-    idf: str = "documents"  # the corpus idf of each token on the weights (IDF)
-    scoring: str = "weighted"  # SCORINGS; "paper": documents top-K only, queries a set of tokens
+    idf: str = "both"  # the corpus idf of each token on the weights (IDF): with own-token queries, BM25's idf
+    scoring: str = "weighted"  # SCORINGS
+    query_side: str = "own"  # QUERY_SIDES: "own" needs the tokenizer only, never the LLM, at query time
+    fold: str = "max"  # FOLDS, before top-K, on documents and queries alike
+    stem: bool = True  # fold a word's Snowball stem's variants too ("cancers" and "cancer" meet)
+    own_span: str = "text"  # OWN_SPANS
+    k1: float = 1.2  # BM25's saturation and length normalisation under the bm25 scorings (Robertson's values)
+    b: float = 0.75
 
     @classmethod
     def from_dict(cls, data: dict) -> SparseConfig:
         """Indexes written before a field existed behave as they were built: own_tokens off before it
-        existed, every token a text contains before own_words, no idf, weighted scoring."""
-        return cls(**{"own_tokens": False, "own_words": "all", "query_top_m": 16, "idf": "none", **data})
+        existed, every token a text contains before own_words, no idf, weighted scoring, the LLM's query
+        side, no fold, own tokens within the LLM's budget."""
+        return cls(**{"own_tokens": False, "own_words": "all", "query_top_m": 16, "idf": "none",
+                      "query_side": "model", "fold": "none", "stem": False, "own_span": "budget", **data})
 
     def __post_init__(self):
         for name, allowed in (("weighting", WEIGHTINGS), ("own_words", OWN_WORDS), ("spelling", SPELLINGS),
-                              ("idf", IDF), ("scoring", SCORINGS)):
+                              ("idf", IDF), ("scoring", SCORINGS), ("query_side", QUERY_SIDES), ("fold", FOLDS),
+                              ("own_span", OWN_SPANS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.scoring == "paper" and self.own_tokens:
@@ -77,6 +99,12 @@ class SparseConfig:
             raise ValueError("top_k must be >= 1 (>= 0 with own_tokens) and query_top_m >= 0")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError("alpha must lie in [0, 1]")
+        if self.query_side == "own" and self.query_top_m:
+            raise ValueError("query_top_m adds the LLM's tokens to a query: it needs query_side 'model'")
+        if self.stem and self.fold == "none":
+            raise ValueError("stem folds a word's variants into one token: choose a fold (max or sum)")
+        if self.k1 < 0 or not 0.0 <= self.b <= 1.0:
+            raise ValueError("k1 must be >= 0 and b in [0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +146,13 @@ def weigh(scores: torch.Tensor, weighting: str) -> torch.Tensor:
     return torch.log1p(positive) if weighting == "log1p" else positive
 
 
+def fold_weights(weights: torch.Tensor, canon: torch.Tensor, fold: str) -> torch.Tensor:
+    """Each canonical token's weight, the max or the sum of its variants' (weights are >= 0); every other
+    token's 0. Before top-K, so that K expansions are K distinct words."""
+    folded = torch.zeros_like(weights)
+    return folded.scatter_reduce_(1, canon.expand_as(weights), weights, reduce="amax" if fold == "max" else "sum")
+
+
 class KeyTokenProjector:
     """Turns raw residual-stream vectors into weighted vocabulary tokens.
 
@@ -126,11 +161,17 @@ class KeyTokenProjector:
     """
 
     def __init__(self, unembedding: torch.Tensor, norm: Callable[[torch.Tensor], torch.Tensor],
-                 excluded_ids: Sequence[int], config: SparseConfig, u1: np.ndarray | None = None):
+                 excluded_ids: Sequence[int], config: SparseConfig, u1: np.ndarray | None = None,
+                 canon: np.ndarray | None = None):
         self.unembedding, self.norm, self.config = unembedding, norm, config
         self.vocab_size = int(unembedding.shape[0])
         self.excluded = torch.tensor(sorted(set(excluded_ids)), dtype=torch.long)
         self.u1 = u1
+        self.canon = None if canon is None else torch.from_numpy(np.asarray(canon, np.int64))  # canonical_ids
+
+    @property
+    def canon_array(self) -> np.ndarray | None:
+        return None if self.canon is None else self.canon.numpy()
 
     def lexical(self, residual: np.ndarray) -> np.ndarray:
         """The vector the vocabulary sees: the residual stream, after the final norm if configured."""
@@ -158,14 +199,18 @@ class KeyTokenProjector:
             scores[:, self.excluded.to(scores.device)] = float("-inf")
         return scores
 
+    def weights(self, lexical: np.ndarray) -> torch.Tensor:
+        """Token weights of each row, folded onto canonical tokens where the config folds."""
+        weights = weigh(self.token_scores(lexical), self.config.weighting)
+        return weights if self.canon is None else fold_weights(weights, self.canon.to(weights.device), self.config.fold)
+
     def top_tokens(self, lexical: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Top-k token ids and their weights per row, chunked so no n x vocab matrix is ever whole."""
         ids, weights = [], []
         for start in range(0, len(lexical), chunk):
-            scores = self.token_scores(lexical[start:start + chunk])
-            top = torch.topk(scores, min(k, self.vocab_size), dim=1)
+            top = torch.topk(self.weights(lexical[start:start + chunk]), min(k, self.vocab_size), dim=1)
             ids.append(top.indices.cpu().numpy().astype(np.int32))
-            weights.append(weigh(top.values, self.config.weighting).cpu().numpy().astype(np.float32))
+            weights.append(top.values.cpu().numpy().astype(np.float32))
         if not ids:
             return np.zeros((0, k), np.int32), np.zeros((0, k), np.float32)
         return np.concatenate(ids), np.concatenate(weights)
@@ -195,19 +240,20 @@ class KeyTokenProjector:
         """Rows of a text's own tokens plus its top-m aligned tokens.
 
         An own token keeps its aligned weight, but never less than the weakest top-m token: the text
-        contains it, so it should count at least as much as an expansion the model guessed.
+        contains it, so it should count at least as much as an expansion the model guessed. Under
+        bm25-count scoring an own token's weight is multiplied by its count in the text.
         """
         excluded = set(self.excluded.tolist())
         rows_ids, rows_w = [], []
         for start in range(0, len(lexical), chunk):
-            weights = weigh(self.token_scores(lexical[start:start + chunk]), self.config.weighting)
+            weights = self.weights(lexical[start:start + chunk])
             top = torch.topk(weights, m, dim=1) if m else None
             for r in range(weights.shape[0]):
                 chosen = dict(zip(top.indices[r].tolist(), top.values[r].tolist(), strict=True)) if m else {}
                 floor = min((w for w in chosen.values() if w > 0), default=1.0)
-                for t in dict.fromkeys(int(t) for t in own_tokens[start + r]):
-                    if t not in excluded and 0 <= t < self.vocab_size:
-                        chosen[t] = max(float(weights[r, t]), floor)
+                counts = Counter(t for t in own_tokens[start + r] if t not in excluded and 0 <= t < self.vocab_size)
+                for t, count in counts.items():
+                    chosen[t] = max(float(weights[r, t]), floor) * (count if self.config.scoring == "bm25-count" else 1)
                 rows_ids.append(np.fromiter(chosen.keys(), np.int32, len(chosen)))
                 rows_w.append(np.fromiter(chosen.values(), np.float32, len(chosen)))
         return ragged_to_csr(rows_ids, rows_w, self.vocab_size)
@@ -223,23 +269,26 @@ class OwnTokens:
     own_words "all": every token of the text spelled as mid-sentence words (a leading space, as W_U ranks
     them). "content", PromptReps' recipe: the lowercased text's words without stopwords and punctuation,
     each word tokenized alone and all its pieces kept, except pieces the vocabulary mask drops (single
-    characters, punctuation, stopwords). Words are tokenized once and remembered.
+    characters, punctuation, stopwords). Words are tokenized once and remembered. canon (canonical_ids):
+    every token as its word's canonical token, where the index folds variants.
     """
 
     CACHE = 200_000  # words remembered; cleared when full (a server's queries must not grow it forever)
 
-    def __init__(self, tokenizer, config: SparseConfig):
-        self.tokenizer, self.config = tokenizer, config
+    def __init__(self, tokenizer, config: SparseConfig, canon: np.ndarray | None = None):
+        self.tokenizer, self.config, self.canon = tokenizer, config, canon
         self._pieces: dict[str, list[int]] = {}
 
     def __call__(self, texts: Sequence[str], max_tokens: int | None = None) -> list[list[int]]:
         if self.config.own_words == "all":
             spaced = [" " + t.strip() for t in texts]
             cut = {} if max_tokens is None else {"truncation": True, "max_length": max_tokens}
-            return self.tokenizer(spaced, add_special_tokens=False, **cut).input_ids if spaced else []
-        words = [WORD.findall(t.lower()) for t in texts]
-        self._learn({w for ws in words for w in ws})
-        return [self._text_ids(ws, max_tokens) for ws in words]
+            ids = self.tokenizer(spaced, add_special_tokens=False, **cut).input_ids if spaced else []
+        else:
+            words = [WORD.findall(t.lower()) for t in texts]
+            self._learn({w for ws in words for w in ws})
+            ids = [self._text_ids(ws, max_tokens) for ws in words]
+        return ids if self.canon is None else [self.canon[np.asarray(row, np.int64)].tolist() for row in ids]
 
     def _learn(self, words: set[str]) -> None:
         new = sorted(w for w in words if w not in self._pieces)
@@ -258,7 +307,7 @@ class OwnTokens:
         pieces: dict[int, str] = {}
         for word in written:
             for token in self._pieces[word.lower()]:
-                pieces.setdefault(token, word)
+                pieces.setdefault(token if self.canon is None else int(self.canon[token]), word)
         return pieces
 
     def _text_ids(self, words: list[str], max_tokens: int | None) -> list[int]:
@@ -277,9 +326,49 @@ class OwnTokens:
 def noise_token_ids(tokenizer) -> list[int]:
     """Vocabulary tokens that carry no topic: punctuation-only, single characters, stopwords (as decoded,
     stripped and lowercased). With own_words "content" they are neither own tokens nor expansions."""
-    vocab = len(tokenizer)
-    texts = tokenizer.batch_decode([[i] for i in range(vocab)])
-    return [i for i, text in enumerate(texts) if _is_noise(text.strip().lower())]
+    return [i for i, text in enumerate(_vocabulary(tokenizer)) if _is_noise(text.strip().lower())]
+
+
+@functools.lru_cache(maxsize=4)
+def _vocabulary(tokenizer) -> tuple[str, ...]:
+    """Every token of the tokenizer decoded alone (0.5 s for 49k tokens: once per tokenizer)."""
+    return tuple(tokenizer.batch_decode([[i] for i in range(len(tokenizer))]))
+
+
+def canonical_ids(tokenizer, vocab_size: int, excluded: Sequence[int], stem: bool = False) -> np.ndarray:
+    """Each vocabulary id -> its word's canonical token: the tokens that read the same once stripped and
+    lowercased (" Target", "target", "TARGET"), and with stem the same Snowball stem (" targets",
+    " targeted"), are one word; its token is the lowercase spaced form where the vocabulary has one (what a
+    query's own pieces are), else the shortest. Excluded tokens stay themselves."""
+    texts = _vocabulary(tokenizer)
+    keys = [text.strip().lower() for text in texts]
+    if stem:
+        import Stemmer
+
+        keys = Stemmer.Stemmer("english").stemWords(keys)
+    skip, groups = set(excluded), {}
+    for i, key in enumerate(keys):
+        if key and i not in skip:
+            groups.setdefault(key, []).append(i)
+    canon = np.arange(vocab_size, dtype=np.int64)
+    for members in groups.values():
+        if len(members) > 1:
+            canon[members] = min(members, key=lambda i: (not _spaced_lower(texts[i]), len(texts[i]), i))
+    return canon
+
+
+def _spaced_lower(text: str) -> bool:
+    return text.startswith(" ") and text[1:] == text[1:].lower() and text[1:].strip() == text[1:]
+
+
+def own_query_rows(own_tokens: Sequence[Sequence[int]], vocab_size: int, excluded: set[int],
+                   idf: np.ndarray | None = None) -> sp.csr_matrix:
+    """Query rows without the LLM: each of a query's own tokens once, weighted 1, or its idf where given
+    (the doc-only recipe: the documents' rows carry the model's weights, the query is a set of its words)."""
+    ids = [np.array(sorted({t for t in row if t not in excluded and 0 <= t < vocab_size}), np.int32)
+           for row in own_tokens]
+    weights = [np.ones(len(row), np.float32) if idf is None else idf[row].astype(np.float32) for row in ids]
+    return ragged_to_csr(ids, weights, vocab_size)
 
 
 def _is_noise(text: str) -> bool:
@@ -303,6 +392,19 @@ def with_idf(rows: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     scaled = rows.copy()
     scaled.data = (scaled.data * idf[scaled.indices]).astype(np.float32)
     return scaled
+
+
+def bm25_impacts(rows: sp.csr_matrix, idf: np.ndarray, k1: float, b: float) -> sp.csr_matrix:
+    """BM25 with each row's weight as the term frequency and the row's weight mass as the document's
+    length: idf * w (k1 + 1) / (w + k1 (1 - b + b |d| / avg |d|)), precomputed per entry so that a query
+    (a set of its own tokens) is scored by summing, as BM25 over an impact index."""
+    lengths = np.asarray(rows.sum(axis=1), np.float64).ravel()
+    average = lengths.mean() if len(lengths) and lengths.mean() > 0 else 1.0
+    norm = np.repeat(k1 * (1 - b + b * lengths / average), np.diff(rows.indptr))
+    tf = rows.data.astype(np.float64)
+    impacts = rows.copy()
+    impacts.data = (idf[rows.indices] * tf * (k1 + 1) / (tf + norm)).astype(np.float32)
+    return impacts
 
 
 def ragged_to_csr(ids: list[np.ndarray], weights: list[np.ndarray], vocab_size: int) -> sp.csr_matrix:
@@ -392,11 +494,20 @@ def excluded_token_ids(tokenizer) -> list[int]:
 def make_projector(backbone, settings: IndexSettings, u1: np.ndarray | None = None) -> KeyTokenProjector:
     """The key-token projector in fp32 whatever the model's dtype: W_U e' is a sum over the hidden size in
     which u_1's removal cancels most of the vector, and bf16 rounding would move the token scores."""
-    excluded = excluded_token_ids(backbone.tokenizer)
-    if settings.sparse.own_words == "content":
-        excluded += _noise_ids(backbone.tokenizer)
+    vocab = int(backbone.unembedding.shape[0])
+    excluded, canon = vocabulary_rules(backbone.tokenizer, settings.sparse, vocab)
     return KeyTokenProjector(backbone.unembedding_fp32, backbone.float32(backbone.final_norm), excluded,
-                             settings.sparse, u1)
+                             settings.sparse, u1, canon)
+
+
+def vocabulary_rules(tokenizer, config: SparseConfig, vocab_size: int) -> tuple[list[int], np.ndarray | None]:
+    """The tokens a row never holds (control tokens; noise too with own_words "content") and the
+    canonical token of each (None when the config does not fold): what documents and queries share."""
+    excluded = excluded_token_ids(tokenizer)
+    if config.own_words == "content":
+        excluded += _noise_ids(tokenizer)
+    canon = None if config.fold == "none" else _canonical(tokenizer, vocab_size, tuple(excluded), config.stem)
+    return excluded, canon
 
 
 @functools.lru_cache(maxsize=4)
@@ -404,10 +515,16 @@ def _noise_ids(tokenizer) -> list[int]:
     return noise_token_ids(tokenizer)
 
 
+@functools.lru_cache(maxsize=4)
+def _canonical(tokenizer, vocab_size: int, excluded: tuple[int, ...], stem: bool) -> np.ndarray:
+    return canonical_ids(tokenizer, vocab_size, excluded, stem)
+
+
 def document_rows(projector: KeyTokenProjector, own: OwnTokens, settings: IndexSettings, table: pa.Table,
                   residual: np.ndarray) -> sp.csr_matrix:
     """Key-token rows of stored documents (a documents table) from their residual vectors (before idf)."""
-    tokens = own(stored_contents(table), settings.max_tokens) if settings.sparse.own_tokens else None
+    budget = settings.max_tokens if settings.sparse.own_span == "budget" else None
+    tokens = own(stored_contents(table), budget) if settings.sparse.own_tokens else None
     return projector.documents(projector.lexical(np.array(residual)), tokens)
 
 
@@ -432,16 +549,31 @@ class KeyTokenLeg:
     title: ClassVar[str] = "key-token leg"
     explains: ClassVar[bool] = True
 
-    def __init__(self, projector: KeyTokenProjector, index: SparseIndex, tokenizer,
-                 lock: threading.RLock | None = None, idf: np.ndarray | None = None):
+    def __init__(self, projector: KeyTokenProjector | None, index: SparseIndex, tokenizer,
+                 idf: np.ndarray | None = None, config: SparseConfig | None = None,
+                 lock: threading.RLock | None = None):
+        """projector: None where queries need no LLM (query_side "own"): the leg then holds the tokenizer
+        and the vocabulary's rules only, and config says how it was built."""
         self.projector, self.index, self.tokenizer, self.idf = projector, index, tokenizer, idf
-        self.own = OwnTokens(tokenizer, projector.config)
+        self.config = config or projector.config
+        self.vocab_size = index.doc_rows.shape[1]
+        if projector is not None:
+            self.excluded, canon = set(projector.excluded.tolist()), projector.canon_array
+        else:
+            excluded, canon = vocabulary_rules(tokenizer, self.config, self.vocab_size)
+            self.excluded = set(excluded)
+        self.own = OwnTokens(tokenizer, self.config, canon)
         self.lock = lock or threading.RLock()  # the tokenizer's: a fast tokenizer's settings are shared state
         self._query_words = functools.lru_cache(maxsize=1024)(self._words_of)  # once per query, not per hit
 
     @classmethod
     def models(cls, settings: IndexSettings) -> frozenset[str]:
         return frozenset({LLM})
+
+    @classmethod
+    def query_models(cls, settings: IndexSettings) -> frozenset[str]:
+        """A query's own tokens need the tokenizer only; the LLM's query side needs its forward pass."""
+        return frozenset({LLM} if settings.sparse.query_side == "model" else {TOKENIZER})
 
     @classmethod
     def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
@@ -455,7 +587,7 @@ class KeyTokenLeg:
                 projector.fit(_sample(projector, parts))
             elif u1.shape != (backbone.hidden_size,):
                 raise RetrieverError(f"u1 has shape {u1.shape}, the model's hidden size is {backbone.hidden_size}")
-            own = OwnTokens(backbone.tokenizer, settings.sparse)
+            own = OwnTokens(backbone.tokenizer, settings.sparse, projector.canon_array)
             rows = sp.vstack([document_rows(projector, own, settings, p.documents(), p.array("residual"))
                               for p in parts], format="csr")
         with ctx.timing("write"):
@@ -501,24 +633,31 @@ class KeyTokenLeg:
 
     @classmethod
     def open(cls, segments: Sequence[Segment], ctx: LegContext) -> KeyTokenLeg:
-        backbone = ctx.backbone
-        u1 = _index_u1(segments)
-        if u1.shape != (backbone.hidden_size,) or not np.all(np.isfinite(u1)):
-            raise BadIndexError(f"{segments[0].folder / (U1 + '.npy')}: not a finite vector of the model's width "
-                                f"{backbone.hidden_size} (shape {u1.shape})")
-        projector = make_projector(backbone, ctx.settings, u1)
-        vocab, config = projector.vocab_size, ctx.settings.sparse
+        """With the LLM (ctx.backbone) the leg can project queries; without it (a query side of own tokens)
+        it opens on ctx.tokenizer alone, and the index's vocabulary width is the manifest's."""
+        backbone, config = ctx.backbone, ctx.settings.sparse
+        projector, (tokenizer, lock) = None, (ctx.tokenizer, None)
+        if backbone is not None:
+            u1 = _index_u1(segments)
+            if u1.shape != (backbone.hidden_size,) or not np.all(np.isfinite(u1)):
+                raise BadIndexError(f"{segments[0].folder / (U1 + '.npy')}: not a finite vector of the model's "
+                                    f"width {backbone.hidden_size} (shape {u1.shape})")
+            projector, (tokenizer, lock) = make_projector(backbone, ctx.settings, u1), backbone.side_tokenizer()
+        vocab = projector.vocab_size if projector is not None else int(segments[0].fields["vocab_size"])
         if segments[0].legacy:
-            return cls(projector, _legacy_index(segments[0], vocab), *backbone.side_tokenizer(),
-                       _legacy_idf(segments[0], vocab) if config.idf != "none" else None)
-        raw = _live_rows(segments, vocab)
-        idf = token_idf(raw) if config.idf != "none" else None
-        return cls(projector, SparseIndex(raw if idf is None else with_idf(raw, idf)), *backbone.side_tokenizer(), idf)
+            idf = _legacy_idf(segments[0], vocab) if config.idf != "none" else None
+            return cls(projector, _legacy_index(segments[0], vocab), tokenizer, idf, config, lock)
+        index, idf = scored_index(_live_rows(segments, vocab), config)
+        return cls(projector, index, tokenizer, idf, config, lock)
 
     def encode(self, texts: Sequence[str], vectors: Any) -> sp.csr_matrix:
-        """Query rows, with the leg's own tokenizer (never the one a forward pass is using)."""
+        """Query rows, with the leg's own tokenizer (never the one a forward pass is using): the query's
+        own tokens (weight 1, or idf where the index puts idf on both sides), or the LLM's projection."""
         with self.lock:
             own = self.own(texts)
+        if self.config.query_side == "own":
+            on_query = self.config.idf == "both" and self.config.scoring == "weighted"  # paper, bm25: a set
+            return own_query_rows(own, self.vocab_size, self.excluded, self.idf if on_query else None)
         return self.projector.queries(self.projector.lexical(vectors.residual), own, self.idf)
 
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
@@ -533,13 +672,26 @@ class KeyTokenLeg:
 
     def _words_of(self, text: str) -> dict[int, str]:
         with self.lock:
-            if self.projector.config.own_words == "content":
+            if self.config.own_words == "content":
                 return self.own.words(text)
-            return query_words(self.tokenizer, text)
+            words = query_words(self.tokenizer, text)
+        canon = self.own.canon
+        return words if canon is None else {int(canon[t]): w for t, w in reversed(words.items())}
 
     def _text(self, token: int) -> str:
         raw = self.tokenizer.decode([token])
         return raw.strip() or repr(raw)
+
+
+def scored_index(raw: sp.csr_matrix, config: SparseConfig) -> tuple[SparseIndex, np.ndarray | None]:
+    """The index a search scores, from the documents' rows before idf (the corpus statistics are taken
+    over them): BM25 impacts under the bm25 scorings, else the weights times the idf where the config puts
+    it; and the idf itself (None without one)."""
+    if config.scoring in BM25_SCORINGS:
+        idf = token_idf(raw)
+        return SparseIndex(bm25_impacts(raw, idf, config.k1, config.b)), idf
+    idf = token_idf(raw) if config.idf != "none" else None
+    return SparseIndex(raw if idf is None else with_idf(raw, idf)), idf
 
 
 def _index_u1(segments: Sequence[Segment]) -> np.ndarray:

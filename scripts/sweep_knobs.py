@@ -161,7 +161,7 @@ def with_rows(searcher, doc_rows):
     """The index's searcher with a key-token leg over other document rows (queries come pre-encoded)."""
     stored = searcher.leg("sparse")
     return searcher.with_leg("sparse", KeyTokenLeg(stored.projector, SparseIndex(doc_rows), stored.tokenizer,
-                                                   stored.lock))
+                                                   lock=stored.lock))
 
 
 def leg_run(scored: list[Scored], leg: str, depth: int = 100):
@@ -291,7 +291,7 @@ def key_token_leg(searcher, lexical_docs: np.ndarray, contents: list[str], queri
     idf = token_idf(doc_rows) if config.idf != "none" else None
     doc_rows = doc_rows if idf is None else with_idf(doc_rows, idf)
     query_rows = {split: projector.queries(lexical, own(texts), idf) for split, (lexical, texts) in queries.items()}
-    leg = KeyTokenLeg(projector, SparseIndex(doc_rows), stored.tokenizer, stored.lock, idf)
+    leg = KeyTokenLeg(projector, SparseIndex(doc_rows), stored.tokenizer, idf, lock=stored.lock)
     return leg, query_rows
 
 

@@ -31,8 +31,9 @@ def test_projection_matches_numpy(backbone, final_norm, alpha):
     from retriever.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, alpha=alpha, final_norm=final_norm,
-                                                 weighting="relu", own_tokens=False))
+    settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, query_side="model", alpha=alpha,
+                                                 final_norm=final_norm, weighting="relu", own_tokens=False,
+                                                 fold="none", stem=False))
     projector = make_projector(backbone, settings)
     lexical = projector.lexical(residual)
     u1 = projector.fit(lexical)
@@ -55,7 +56,8 @@ def test_queries_are_adjusted_with_the_stored_component(backbone):
     from retriever.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5, own_tokens=False))
+    settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5, query_side="model", own_tokens=False,
+                                                 fold="none", stem=False))
     projector = make_projector(backbone, settings)
     lexical = projector.lexical(residual)
     projector.fit(lexical)
@@ -70,7 +72,7 @@ def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
     from retriever.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(query_top_m=4)))
+    projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(query_top_m=4, query_side="model")))
     lexical = projector.lexical(residual)
     projector.fit(lexical)
     lexical = lexical[:1]
@@ -90,7 +92,7 @@ def test_documents_keep_their_own_tokens_plus_top_k(backbone):
     from retriever.sparse import OwnTokens
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
-    config = SparseConfig(top_k=3, alpha=0.5)
+    config = SparseConfig(top_k=3, alpha=0.5, fold="none", stem=False)  # the projection unfolded
     projector = make_projector(backbone, IndexSettings(sparse=config))
     lexical = projector.lexical(residual)
     projector.fit(lexical)

@@ -64,9 +64,9 @@ def test_a_content_word_budget_counts_every_words_pieces(tokenizer):
 def indexes(tmp_path_factory, tiny_backbone):
     root = tmp_path_factory.mktemp("keytokens")
     built = {}
-    for name, config in {"plain": SparseConfig(idf="none", query_top_m=4),
-                         "idf-documents": SparseConfig(idf="documents", query_top_m=4),
-                         "idf-both": SparseConfig(idf="both", query_top_m=4),
+    for name, config in {"plain": SparseConfig(idf="none", query_top_m=4, query_side="model"),
+                         "idf-documents": SparseConfig(idf="documents", query_top_m=4, query_side="model"),
+                         "idf-both": SparseConfig(idf="both", query_top_m=4, query_side="model"),
                          "paper": SparseConfig(scoring="paper", own_tokens=False, top_k=8)}.items():
         built[name] = Retriever.build(DEMO, root / name, backbone=tiny_backbone,
                                       settings=IndexSettings(legs=("sparse", "lexical"), sparse=config))

@@ -70,3 +70,61 @@ def test_top_positive_equals_sorting_the_positive_scores():
         positive = np.flatnonzero(scores > 0)
         want = positive[np.argsort(-scores[positive], kind="stable")][:depth]
         assert [scores[i] for i in top_positive(scores, depth)] == [scores[i] for i in want]
+
+
+def test_folding_takes_each_canonical_tokens_max_or_sum_over_its_variants():
+    import torch
+
+    from retriever.sparse import fold_weights
+
+    rng = np.random.default_rng(1)
+    weights = torch.from_numpy(rng.random((3, 7)).astype(np.float32))
+    canon = np.array([0, 0, 2, 2, 2, 5, 6])  # tokens 0-1 one word, 2-4 another, 5 and 6 alone
+    for fold, reduce in (("max", max), ("sum", sum)):
+        got = fold_weights(weights, torch.from_numpy(canon), fold).numpy()
+        want = np.zeros((3, 7), np.float32)
+        for r in range(3):
+            for target in set(canon.tolist()):
+                want[r, target] = reduce(float(weights[r, t]) for t in range(7) if canon[t] == target)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert not got[:, [1, 3, 4]].any()  # a variant keeps nothing of its own
+
+
+def test_bm25_impacts_are_bm25_with_the_weight_as_term_frequency():
+    from retriever.sparse import bm25_impacts
+
+    rows = sp.csr_matrix(np.array([[0.0, 2.0, 1.0, 0.0], [3.0, 0.0, 0.5, 0.0], [1.0, 1.0, 1.0, 4.0]], np.float32))
+    idf = np.array([0.5, 1.0, 0.1, 2.0], np.float32)
+    k1, b = 1.2, 0.75
+    got = bm25_impacts(rows, idf, k1, b).toarray()
+    dense = rows.toarray()
+    lengths = dense.sum(1)
+    for d in range(3):
+        for t in range(4):
+            w = dense[d, t]
+            want = 0.0 if w == 0 else idf[t] * w * (k1 + 1) / (w + k1 * (1 - b + b * lengths[d] / lengths.mean()))
+            assert got[d, t] == pytest.approx(want, rel=1e-5)
+
+
+def test_own_query_rows_are_each_own_token_once_weighted_one_or_by_idf():
+    from retriever.sparse import own_query_rows
+
+    idf = np.arange(10, dtype=np.float32) / 10
+    rows = own_query_rows([[3, 5, 3, 9], [1, 12]], 10, excluded={5}, idf=None)
+    assert rows.toarray().tolist()[0] == [0, 0, 0, 1, 0, 0, 0, 0, 0, 1]  # duplicates once, excluded and
+    assert rows.toarray().tolist()[1] == [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]  # out-of-vocabulary ids dropped
+    weighted = own_query_rows([[3, 9]], 10, excluded=set(), idf=idf)
+    np.testing.assert_allclose(weighted.toarray()[0, [3, 9]], [0.3, 0.9])
+
+
+def test_new_query_sides_and_folds_are_checked_and_old_indexes_keep_the_llms_query_side():
+    from retriever.sparse import SparseConfig
+
+    old = SparseConfig.from_dict({})
+    assert (old.query_side, old.own_span, old.fold, old.stem) == ("model", "budget", "none", False)
+    assert SparseConfig().query_side == "own"  # a new index needs no LLM at query time
+    for bad in ({"query_side": "llm"}, {"fold": "min"}, {"stem": True, "fold": "none"},
+                {"query_side": "own", "query_top_m": 4},
+                {"scoring": "bm26"}, {"b": 1.5}):
+        with pytest.raises(ValueError):
+            SparseConfig(**bad)
