@@ -21,7 +21,6 @@ from .backbones import (
     PRESETS,
     Backbone,
     fingerprint,
-    index_dtype,
     load_backbone,
     load_tokenizer,
     pick_device,
@@ -208,10 +207,9 @@ class Retriever:
         dense_encoder = None
         if settings.needs_dense_model:  # a named preset or folder fails here, before the LLM loads
             dense_encoder = load_sentence_encoder(settings.dense_model, _torch_dtype(dtype, device), device)
-        llm_dtype = index_dtype(dtype, device)
         if settings.needs_model and backbone is None:
-            backbone = load_backbone(model, dtype=llm_dtype, device=device, quiet=quiet)
-        with _cluster(ray, model, llm_dtype, fields) as cluster:
+            backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
+        with _cluster(ray, model, dtype, fields) as cluster:
             build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
                         chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
                         dense_encoder=dense_encoder, cluster=cluster)

@@ -121,18 +121,11 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
-def index_dtype(dtype: str, device: str = "auto") -> str:
-    """The dtype the LLM's index pass runs in: "auto" is int8 on a CPU without native bf16 (1.3-1.7x faster
-    than fp32 there, and its key tokens fuse as well: docs/quality.md), else what resolve_dtype picks (bf16 on a
-    CPU that has it, the GPU's half type). Queries never need it: a new index's LLM runs at index time only."""
-    dev = pick_device(device)
-    if dtype == "auto" and dev.type == "cpu" and auto_dtype(dev) == torch.float32:
-        return INT8
-    return dtype
-
-
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
-INT8 = "int8"  # fp32 weights, the decoder layers' Linear modules dynamically quantized (quantize_int8)
+# fp32 weights, the decoder layers' Linear modules dynamically quantized (quantize_int8). Opt-in only, never
+# what "auto" picks: dynamic quantization scales each Linear's input by the whole batch's range, so a text's
+# vectors depend on its batch (and on --batch-tokens), which the engine otherwise never lets happen.
+INT8 = "int8"
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -369,8 +362,8 @@ def quantize_int8(model: torch.nn.Module) -> None:
     """Dynamic int8 quantization (torch's own, weights per output channel) of the decoder layers' Linear
     modules, in place. Only the forward pass is quantized: the embeddings, the final norm and W_U stay fp32,
     so the key-token projection and every pooled vector are computed as in an fp32 model. 1.3-1.7x faster
-    than fp32 on 2 CPU cores, and slower than a CPU's native bf16 (docs/quality.md, with what it costs in
-    quality: nothing measurable)."""
+    than fp32 on 2 CPU cores, slower than a CPU's native bf16, and no measurable loss of quality
+    (docs/quality.md); but not batch-invariant (INT8)."""
     import warnings
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic

@@ -142,9 +142,9 @@ _INDEX_OPTIONS = [
     click.option("--max-tokens", type=click.IntRange(min=1), default=IndexSettings.max_tokens, show_default=True,
                  help="Token budget per document; longer ones are truncated (counted in the manifest)."),
     click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto",
-                 show_default=True, help="The LLM's index pass. auto: bf16 where the CPU has native bf16, int8 on "
-                 "other CPUs, the GPU's half type. int8: fp32 with the decoder layers dynamically quantized (CPU "
-                 "only; faster than fp32, slower than native bf16)."),
+                 show_default=True, help="auto: bf16 where the hardware has it, else fp32. int8: fp32 with the "
+                 "decoder layers dynamically quantized (CPU only; 1.3-1.7x faster than fp32, slower than native "
+                 "bf16; a text's vectors then depend on its batch)."),
     click.option("--legs", default=",".join(LEGS), show_default=True,
                  help="Legs to build, comma separated (dense, sparse = key tokens, lexical = BM25)."),
     click.option("--dense-index", type=click.Choice(KINDS), default="flat", show_default=True),

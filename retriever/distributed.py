@@ -180,7 +180,7 @@ class BlockEncoder:
         if job["llm"]:
             backbone = load_backbone(job["model"], dtype=job["dtype"], device=job["device"], quiet=True)
             self.encoder = Encoder(backbone, settings.make_method(), settings.max_tokens, job["batch_tokens"])
-        self.dtype = "" if self.encoder is None else str(self.encoder.backbone.dtype).removeprefix("torch.")
+        self.dtype = "" if self.encoder is None else self.encoder.backbone.describe()["dtype"]  # int8 too
 
     def __call__(self, block: pa.Table) -> dict[str, np.ndarray]:
         contents = [Document("", text, title).content for title, text in
