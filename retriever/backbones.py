@@ -26,6 +26,7 @@ from .anatomy import Anatomy
 from .attention import NAME as ROWWISE
 from .attention import register as register_attention
 from .errors import ModelError
+from .invariance import ISA_VARIABLE  # noqa: F401  (caps oneDNN before any model runs)
 
 DEFAULT_MODEL = "smollm2-135m"
 

@@ -4,16 +4,30 @@ CPU BLAS libraries pick kernels by the number of rows M in a product, and round 
 Measured with torch 2.13 on an AVX-512 CPU (tests/test_invariance.py keeps checking): MKL's fp32 GEMM
 rounds M = 1-3, 5-7 and 9-11 otherwise than M = 4, 8 or 12 and up; oneDNN's bf16 GEMM emulated without
 native bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE) rounds some odd M otherwise than even ones (29, 65, 637, ...);
-native bf16 showed no case. With M >= 16 and a multiple of 4, every row came out the same whatever M and
-wherever the row sat (docs/numerics.md says how far this was checked). So every product whose rows are
-texts (the decoder's linear layers, the vocabulary projection) gets such a row count: padding positions
-in the forward pass, zero rows in the projection.
+native bf16 on AVX512-BF16 kernels showed no case. With M >= 16 and a multiple of 4, every row came
+out the same whatever M and wherever the row sat (docs/numerics.md says how far this was checked). So
+every product whose rows are texts (the decoder's linear layers, the vocabulary projection) gets such a
+row count: padding positions in the forward pass, zero rows in the projection.
 Attention, the one step that mixes positions, runs per text (attention.py).
+
+oneDNN's AMX bf16 kernels (Intel Xeon from Sapphire Rapids on) are another matter: CI on such a CPU saw a
+text's bf16 vectors move by up to 1.1% of their size between alone and in a batch, padding or not, and
+MiniLM's differ at every coordinate. So oneDNN is capped at its AVX512-BF16 kernels, the native bf16
+path measured invariant above, unless the user chose a cap (ONEDNN_MAX_CPU_ISA, read by oneDNN at its
+first product, so this module sets it on import, before any model runs). AVX-512 and AVX2 CPUs have
+nothing above the cap, so it changes nothing there; on an AMX CPU `ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX`
+takes AMX back, its bf16 vectors then depending on the batch.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+INVARIANT_ISA = "AVX512_CORE_BF16"
+os.environ.setdefault(ISA_VARIABLE, INVARIANT_ISA)
 
 MIN_ROWS = 16
 ROW_MULTIPLE = 4

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import ModelError
+from .invariance import left_padded, padded_width
 
 BATCH_TOKENS, MAX_BATCH = 4096, 64  # padded tokens and texts per pass on a CPU
 
@@ -179,7 +180,6 @@ class SentenceEncoder:
             return out
 
     def _forward(self, inputs: list[list[int]]) -> np.ndarray:
-        from .invariance import left_padded, padded_width
 
         width = padded_width(len(inputs), max(len(x) for x in inputs))
         ids, mask, positions = left_padded(inputs, width, self.pad_id)
