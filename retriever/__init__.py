@@ -1,11 +1,11 @@
 """retriever: hybrid sparse-dense retrieval with training-free LLM embeddings."""
 
 from .api import Hit, Retriever, delete_documents, info, verify
-from .backbones import DEFAULT_MODEL, PRESETS
-from .corpus import Document, Fields, read_corpus, read_qrels, read_queries
+from .corpus.readers import Document, Fields, read_corpus, read_qrels, read_queries
 from .errors import BadIndexError, IndexExistsError, InputError, ModelError, RetrieverError, StorageError
+from .legs.keytokens import SparseConfig
+from .models.backbones import DEFAULT_MODEL, PRESETS
 from .settings import IndexSettings
-from .sparse import SparseConfig
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backbones import (
+from .build.indexer import CHUNK, Progress, build_index
+from .build.updates import optimize_index, update_index
+from .build.verify import verify_index
+from .corpus.readers import Document, Fields, documents_from, read_corpus
+from .errors import BadIndexError, RetrieverError
+from .eval.evaluate import read_sts, sts_spearman
+from .index.store import check_target, disk_size, exclusive, home, last_built, read_manifest, rewrite_manifest
+from .legs.base import DENSE_MODEL, LLM, TOKENIZER
+from .models.backbones import (
     DEFAULT_MODEL,
     PRESETS,
     Backbone,
@@ -26,23 +34,15 @@ from .backbones import (
     pick_device,
     resolve_dtype,
 )
-from .batching import MicroBatcher
-from .corpus import Document, Fields, documents_from, read_corpus
-from .encoders import Encoder, defaults_for, make_method
-from .errors import BadIndexError, RetrieverError
-from .evaluate import read_sts, sts_spearman
-from .indexer import CHUNK, Progress, build_index
-from .leg import DENSE_MODEL, LLM, TOKENIZER
-from .searcher import Result, Searcher
-from .sentence import SentenceEncoder, load_sentence_encoder
+from .models.encoders import Encoder, defaults_for, make_method
+from .models.sentence import SentenceEncoder, load_sentence_encoder
+from .search.batching import MicroBatcher
+from .search.searcher import Result, Searcher
+from .search.snippets import snippet
 from .settings import IndexSettings
-from .snippets import snippet
-from .store import check_target, disk_size, exclusive, home, last_built, read_manifest, rewrite_manifest
-from .updates import optimize_index, update_index
-from .verify import verify_index
 
 if TYPE_CHECKING:
-    from .distributed import RayOptions
+    from .build.ray import RayOptions
 
 
 @dataclass
@@ -138,7 +138,7 @@ def _ray_checks(options: RayOptions, source: str | None, backbone: Backbone | No
                 dtype: str) -> tuple[str, str]:
     """What a build on Ray needs, checked before any model loads; returns the dtype and device for this
     process, which then only projects the key tokens (on its CPU) while the workers encode: GPUs run bf16."""
-    from . import distributed
+    from .build import ray as distributed
 
     distributed.check_source(source)
     if backbone is not None and backbone.fingerprint != fingerprint(model)[1]:
@@ -151,7 +151,7 @@ def _cluster(options: RayOptions | None, model: str, dtype: str, fields: Fields 
     """The cluster a build encodes on, connected for the build: nothing where options is None."""
     if options is None:
         return nullcontext()
-    from .distributed import RayBuild
+    from .build.ray import RayBuild
 
     return RayBuild(options, model, dtype, fields)
 
@@ -252,7 +252,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True,
                filter: dict | str | None = None) -> list[Hit]:
-        """Top-k hits for one query; filter: which documents may be returned (retriever/filters.py)."""
+        """Top-k hits for one query; filter: which documents may be returned (retriever/search/filters.py)."""
         if not isinstance(query, str):
             raise RetrieverError("search() takes one query string; search_batch() takes a list")
         return self.search_batch([query], k=k, mode=mode, explain=explain, filter=filter)[0]

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .dense import KINDS
-from .encoders import PROMPT_FORMATS, Method, make_method
 from .errors import RetrieverError
-from .fusion import FUSIONS
-from .leg import DENSE_MODEL, LLM
-from .legs import leg_names, leg_type, query_models
-from .lexical import LexicalConfig
-from .sentence import DEFAULT_DENSE_MODEL
-from .sparse import SparseConfig
+from .legs.base import DENSE_MODEL, LLM
+from .legs.dense import KINDS
+from .legs.keytokens import SparseConfig
+from .legs.lexical import LexicalConfig
+from .legs.registry import leg_names, leg_type, query_models
+from .models.encoders import PROMPT_FORMATS, Method, make_method
+from .models.sentence import DEFAULT_DENSE_MODEL
+from .search.fusion import FUSIONS
 
 LEGS = ("dense", "sparse", "lexical")  # a new index's legs by default
 # The fusion tuned on SciFact train (809 queries; DBSF won the grid of convex, DBSF and RRF) for the default

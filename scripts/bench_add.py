@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ADD = """
 import json, statistics, sys, time
 from retriever import Retriever
-from retriever.searcher import Searcher
+from retriever.search.searcher import Searcher
 path, docs = sys.argv[1], json.loads(sys.argv[2])
 r = Retriever.load(path)
 def written():

@@ -19,8 +19,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.api import Retriever
-from retriever.beir import read_split
-from retriever.invariance import padded_width
+from retriever.eval.beir import read_split
+from retriever.models.invariance import padded_width
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = {"one pass": 10**9, "64 (default)": 64, "32": 32, "128": 128}

@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.api import Retriever
-from retriever.beir import read_split
+from retriever.eval.beir import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
 

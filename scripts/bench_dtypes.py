@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from retriever.api import evaluate_sts
-from retriever.backbones import auto_dtype, load_backbone, pick_device
-from retriever.beir import evaluate_beir, read_trec
-from retriever.corpus import read_qrels
+from retriever.corpus.readers import read_qrels
+from retriever.eval.beir import evaluate_beir, read_trec
+from retriever.models.backbones import auto_dtype, load_backbone, pick_device
 from retriever.settings import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ The indexes must hold the same documents in the same order (built from the same 
 pooled under distinct names (a dense leg from a trained encoder is named after it: dense:minilm-l6), the
 lexical leg is taken once. For every query every leg scores the union of all legs' top-100 lists exactly,
 once; then every subset of legs and every fusion (convex min-max, DBSF, RRF) is tuned on train by the
-engine's own grid search (retriever.tuning) and reported on test, with per-query wins and losses against
+engine's own grid search (retriever.eval.tuning) and reported on test, with per-query wins and losses against
 the best tuned subset without the LLM's legs. --key-tokens: a variant of scripts/sweep_knobs.py's
 KEY_TOKEN_VARIANTS applied to the LLM index's key-token leg (rebuilt from its stored vectors).
 """
@@ -28,10 +28,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from retriever.api import Retriever
-from retriever.beir import read_split
-from retriever.evaluate import evaluate, retrieval_measures
-from retriever.fusion import WEIGHTED
-from retriever.tuning import Scored, fused_run, simplex
+from retriever.eval.beir import read_split
+from retriever.eval.evaluate import evaluate, retrieval_measures
+from retriever.eval.tuning import Scored, fused_run, simplex
+from retriever.search.fusion import WEIGHTED
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical
@@ -136,8 +136,8 @@ def measure(args, indexes: list[Retriever], key_tokens: str | None, subsets) -> 
     variant = None
     if key_tokens:
         holder = next(r for r in indexes if "sparse" in r.searcher.legs).searcher
-        from retriever.beir import corpus_file
-        from retriever.corpus import read_corpus
+        from retriever.corpus.readers import read_corpus
+        from retriever.eval.beir import corpus_file
 
         contents = [d.content for d in read_corpus(corpus_file(args.data))]
         lexical_docs = recover_lexical(holder, args.index[0], contents)

@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 from retriever import Retriever
-from retriever.backbones import load_backbone
-from retriever.corpus import read_corpus
+from retriever.corpus.readers import read_corpus
+from retriever.models.backbones import load_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared/data/beir/scifact"

@@ -31,10 +31,10 @@ DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 
 
 def encode(data: Path, max_tokens: int, dtype: str, out: Path) -> None:
-    from retriever.backbones import load_backbone
-    from retriever.beir import corpus_file
-    from retriever.corpus import read_corpus
-    from retriever.encoders import Encoder, defaults_for
+    from retriever.corpus.readers import read_corpus
+    from retriever.eval.beir import corpus_file
+    from retriever.models.backbones import load_backbone
+    from retriever.models.encoders import Encoder, defaults_for
     from retriever.settings import IndexSettings
 
     backbone = load_backbone("smollm2-135m", dtype=dtype, quiet=True)
@@ -102,7 +102,7 @@ def base_streams(base, texts: list[str], depth: int):
 
 def scored_queries(ids: list[str], doc_ids: list[str], streams: dict[str, list]) -> list:
     """Per query the union of every leg's top list, each candidate scored exactly by every leg."""
-    from retriever.tuning import Scored
+    from retriever.eval.tuning import Scored
 
     out = []
     for qi, qid in enumerate(ids):
@@ -113,8 +113,8 @@ def scored_queries(ids: list[str], doc_ids: list[str], streams: dict[str, list])
 
 
 def measures(scored, qrels, fusion: str, weights) -> dict:
-    from retriever.evaluate import evaluate
-    from retriever.tuning import fused_run
+    from retriever.eval.evaluate import evaluate
+    from retriever.eval.tuning import fused_run
 
     at10 = evaluate(fused_run(scored, fusion, weights, depth=10), qrels, ["ndcg_cut_10"])
     at100 = evaluate(fused_run(scored, fusion, weights, depth=100), qrels, ["recall_100"])
@@ -124,7 +124,7 @@ def measures(scored, qrels, fusion: str, weights) -> dict:
 def per_query(scored, qrels, fusion: str, weights) -> dict[str, float]:
     import pytrec_eval
 
-    from retriever.tuning import fused_run
+    from retriever.eval.tuning import fused_run
 
     run = fused_run(scored, fusion, weights, depth=10)
     evaluated = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"}).evaluate(run)
@@ -133,8 +133,8 @@ def per_query(scored, qrels, fusion: str, weights) -> dict[str, float]:
 
 def best_dbsf(scored, qrels, legs, step: float) -> dict:
     """DBSF (the default fusion) weights on the simplex grid, chosen on the given split."""
-    from retriever.evaluate import evaluate
-    from retriever.tuning import fused_run, simplex
+    from retriever.eval.evaluate import evaluate
+    from retriever.eval.tuning import fused_run, simplex
 
     best = None
     for weights in simplex(legs, step):
@@ -164,9 +164,9 @@ class Bench:
 
     def __init__(self, args):
         from retriever.api import Retriever
-        from retriever.backbones import load_backbone
-        from retriever.beir import read_split
-        from retriever.encoders import Encoder, defaults_for
+        from retriever.eval.beir import read_split
+        from retriever.models.backbones import load_backbone
+        from retriever.models.encoders import Encoder, defaults_for
         from retriever.settings import IndexSettings
 
         self.args, self.base = args, Retriever.load(args.base)
@@ -208,8 +208,8 @@ class Bench:
 
 def leg_from(bench: Bench, residual: np.ndarray, max_tokens: int, overrides: dict):
     """The key-token leg a build with these settings writes and opens, from the documents' residuals."""
-    from retriever.settings import IndexSettings
-    from retriever.sparse import (
+    from retriever.index.store import stored_contents
+    from retriever.legs.keytokens import (
         KeyTokenLeg,
         OwnTokens,
         SparseConfig,
@@ -218,7 +218,7 @@ def leg_from(bench: Bench, residual: np.ndarray, max_tokens: int, overrides: dic
         sample_rows,
         scored_index,
     )
-    from retriever.store import stored_contents
+    from retriever.settings import IndexSettings
 
     config = SparseConfig(**({**BEFORE, **overrides} if overrides else {}))
     settings = IndexSettings(max_tokens=max_tokens, sparse=config)

@@ -23,9 +23,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.api import evaluate_sts
-from retriever.backbones import load_backbone
-from retriever.encoders import Encoder, defaults_for, make_method, method_names
-from retriever.evaluate import read_sts
+from retriever.eval.evaluate import read_sts
+from retriever.models.backbones import load_backbone
+from retriever.models.encoders import Encoder, defaults_for, make_method, method_names
 
 ROOT = Path(__file__).resolve().parents[1]
 STS = ROOT.parent / "shared/data/sts"

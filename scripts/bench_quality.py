@@ -15,9 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from retriever.beir import evaluate_beir
+from retriever.eval.beir import evaluate_beir
+from retriever.legs.keytokens import SparseConfig
 from retriever.settings import IndexSettings
-from retriever.sparse import SparseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_128 = SparseConfig(top_k=128, alpha=1.0, weighting="relu", own_tokens=False)

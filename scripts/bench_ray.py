@@ -39,7 +39,7 @@ RUNS = {"single": [], "ray-1x2": ["--ray", "--workers", "1"], "ray-2x1": ["--ray
 COMPARE = """
 import json, sys
 from retriever import Retriever
-from retriever.sparse import PC_SAMPLE
+from retriever.legs.keytokens import PC_SAMPLE
 a, b = Retriever.load(sys.argv[1]), Retriever.load(sys.argv[2])
 queries = [json.loads(line)["text"] for line in open(sys.argv[3])][:20]
 same = a.searcher.ids == b.searcher.ids
@@ -53,7 +53,7 @@ print(json.dumps({"same_ids": same, "max_rel_score_diff": worst, "pc_sample": PC
 
 
 def build(corpus: Path, index: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-c", "from retriever.cli import main; main()", "index", str(corpus), "--index",
+    cmd = [sys.executable, "-c", "from retriever.cli.main import main; main()", "index", str(corpus), "--index",
            str(index), "--quiet", "--json", *extra]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -29,10 +29,10 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
-from retriever.dense import normalize
-from retriever.segments import segments_of
-from retriever.sparse import SparseIndex, top_positive
-from retriever.store import read_manifest
+from retriever.index.segments import segments_of
+from retriever.index.store import read_manifest
+from retriever.legs.dense import normalize
+from retriever.legs.keytokens import SparseIndex, top_positive
 
 BLOCK = 100_000
 

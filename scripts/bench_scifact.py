@@ -20,8 +20,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever import Retriever, read_qrels, read_queries
-from retriever.backbones import load_backbone
-from retriever.evaluate import evaluate, run_from_hits
+from retriever.eval.evaluate import evaluate, run_from_hits
+from retriever.models.backbones import load_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx
 
 from retriever.api import Retriever
-from retriever.beir import read_split
-from retriever.server import ServerProcess
+from retriever.eval.beir import read_split
+from retriever.serve.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"micro-batched": ["--batch-wait-ms", "5", "--max-batch", "64"],

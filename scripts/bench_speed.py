@@ -45,11 +45,11 @@ import torch
 from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
-from retriever.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
-from retriever.beir import read_split
-from retriever.corpus import read_corpus
-from retriever.encoders import EOL, Encoder, Method, make_method
-from retriever.indexer import build_index
+from retriever.build.indexer import build_index
+from retriever.corpus.readers import read_corpus
+from retriever.eval.beir import read_split
+from retriever.models.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
+from retriever.models.encoders import EOL, Encoder, Method, make_method
 from retriever.settings import IndexSettings
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"

@@ -52,7 +52,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x
 
 
 def prepare(out: Path, docs: int) -> None:
-    from retriever.backbones import resolve
+    from retriever.models.backbones import resolve
 
     (out / "configs").mkdir(parents=True, exist_ok=True)
     for preset in PRESETS:
@@ -116,9 +116,9 @@ def _sync(device: torch.device) -> None:
 
 
 def shape_run(preset: str, args, data: Path, tmp: Path, rate: float) -> dict:
-    from retriever.backbones import load_backbone
-    from retriever.corpus import read_corpus
-    from retriever.indexer import build_index
+    from retriever.build.indexer import build_index
+    from retriever.corpus.readers import read_corpus
+    from retriever.models.backbones import load_backbone
     from retriever.settings import IndexSettings
 
     config = json.loads((data / "configs" / f"{preset}.json").read_text())
@@ -147,11 +147,11 @@ def agreement(args, data: Path, tmp: Path) -> dict:
     """A tiny random Llama in fp32 on the CPU and on the device: the same vectors, the same top-10."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from retriever.backbones import load_backbone
-    from retriever.beir import read_split
-    from retriever.corpus import read_corpus
-    from retriever.dense import normalize
-    from retriever.encoders import Encoder, make_method
+    from retriever.corpus.readers import read_corpus
+    from retriever.eval.beir import read_split
+    from retriever.legs.dense import normalize
+    from retriever.models.backbones import load_backbone
+    from retriever.models.encoders import Encoder, make_method
 
     folder = tmp / "tiny"
     torch.manual_seed(0)
@@ -177,8 +177,8 @@ def agreement(args, data: Path, tmp: Path) -> dict:
 
 def latency(args, data: Path, run: dict) -> dict:
     from retriever import Retriever
-    from retriever.backbones import load_backbone
-    from retriever.beir import read_split
+    from retriever.eval.beir import read_split
+    from retriever.models.backbones import load_backbone
 
     backbone = load_backbone(run["model"], dtype="bfloat16", device=args.device, quiet=True)
     retriever = Retriever.load(run["index"], backbone=backbone)

@@ -11,8 +11,8 @@ quiet=(-q --disable-pip-version-check)
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "${quiet[@]}" torch==2.13.0
 pip install "${quiet[@]}" -e ".[dev]"
 .venv/bin/python - <<'PY'
-from retriever import sentence
-from retriever.backbones import DEFAULT_MODEL, install_preset, is_installed
+from retriever.models import sentence
+from retriever.models.backbones import DEFAULT_MODEL, install_preset, is_installed
 if not is_installed(DEFAULT_MODEL):
     install_preset(DEFAULT_MODEL, quiet=True)
 if not sentence.is_installed(sentence.DEFAULT_DENSE_MODEL):  # the trained dense leg (--dense-model)

@@ -31,13 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from retriever.api import Retriever
-from retriever.backbones import load_backbone
-from retriever.beir import corpus_file, read_split, run_split
-from retriever.corpus import read_corpus
-from retriever.encoders import Encoder
-from retriever.encoders.pooling import HiddenStatePooling
-from retriever.evaluate import retrieval_measures
-from retriever.sparse import (
+from retriever.corpus.readers import read_corpus
+from retriever.eval.beir import corpus_file, read_split, run_split
+from retriever.eval.evaluate import retrieval_measures
+from retriever.eval.tuning import Scored, fused_run, tune_weights
+from retriever.legs.keytokens import (
     KeyTokenLeg,
     OwnTokens,
     SparseConfig,
@@ -48,7 +46,9 @@ from retriever.sparse import (
     token_idf,
     with_idf,
 )
-from retriever.tuning import Scored, fused_run, tune_weights
+from retriever.models.backbones import load_backbone
+from retriever.models.encoders import Encoder
+from retriever.models.encoders.pooling import HiddenStatePooling
 
 ROOT = Path(__file__).resolve().parents[1]
 

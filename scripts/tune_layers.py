@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from retriever.backbones import load_backbone
-from retriever.encoders import Encoder, make_method
-from retriever.encoders.base import BatchInfo, Capture, Method
-from retriever.evaluate import read_sts
+from retriever.eval.evaluate import read_sts
+from retriever.models.backbones import load_backbone
+from retriever.models.encoders import Encoder, make_method
+from retriever.models.encoders.base import BatchInfo, Capture, Method
 
 ROOT = Path(__file__).resolve().parents[1]
 STS = ROOT.parent / "shared/data/sts"

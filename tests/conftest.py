@@ -41,8 +41,8 @@ def pytest_collection_modifyitems(items):
 def tier_guard(request, monkeypatch):
     """Within this process: no model at all in unit/, no preset (the real weights) in tiny/ (where a new
     index's dense leg is the tiny LLM's own: tests/tiny/conftest.py)."""
-    import retriever.backbones as backbones
-    import retriever.sentence as sentence
+    import retriever.models.backbones as backbones
+    import retriever.models.sentence as sentence
 
     tier, resolve, locate = _tier(request.node), backbones.resolve, sentence.locate
 
@@ -66,7 +66,7 @@ def pytest_report_header():
 
 @pytest.fixture(scope="session")
 def backbone():
-    from retriever.backbones import load_backbone
+    from retriever.models.backbones import load_backbone
 
     return load_backbone("smollm2-135m", dtype=TEST_DTYPE)
 
@@ -95,7 +95,7 @@ def tokenizer():
     """The default model's tokenizer alone (no weights): what the tiny random models are built with."""
     from transformers import AutoTokenizer
 
-    from retriever.backbones import DEFAULT_MODEL, resolve
+    from retriever.models.backbones import DEFAULT_MODEL, resolve
 
     return AutoTokenizer.from_pretrained(resolve(DEFAULT_MODEL, quiet=True)[2])
 
@@ -118,7 +118,7 @@ def tiny_model(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_model):
-    from retriever.backbones import load_backbone
+    from retriever.models.backbones import load_backbone
 
     return load_backbone(str(tiny_model), dtype=TEST_DTYPE)
 

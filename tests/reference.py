@@ -15,8 +15,8 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-from retriever.attention import padding_mask, rowwise_attention, spans
-from retriever.invariance import padded_width
+from retriever.models.attention import padding_mask, rowwise_attention, spans
+from retriever.models.invariance import padded_width
 
 
 def eps(dtype: torch.dtype) -> float:

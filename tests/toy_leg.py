@@ -15,10 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from retriever.errors import BadIndexError
-from retriever.leg import Hits, LegContext, Part, TablePart
-from retriever.segments import Segment, live_documents
-from retriever.sparse import SparseIndex, ragged_to_csr
-from retriever.store import FileWriter
+from retriever.index.segments import Segment, live_documents
+from retriever.index.store import FileWriter
+from retriever.legs.base import Hits, LegContext, Part, TablePart
+from retriever.legs.keytokens import SparseIndex, ragged_to_csr
 
 VOCABULARY = "title_vocab.json"
 POSTINGS = "title_postings"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from retriever import Retriever
-from retriever.beir import evaluate_beir, read_trec
 from retriever.errors import InputError
-from retriever.evaluate import retrieval_measures
+from retriever.eval.beir import evaluate_beir, read_trec
+from retriever.eval.evaluate import retrieval_measures
 
 from ..conftest import DEMO, write_jsonl
 
@@ -115,7 +115,7 @@ def test_tuning_on_the_reported_split_and_another_corpus_are_refused(evaluated, 
 def test_cli_eval_beir_lexical_only(tmp_path):
     from click.testing import CliRunner
 
-    from retriever.cli import main
+    from retriever.cli.main import main
 
     folder = make_beir(tmp_path / "mini")
     args = ["eval", "beir", str(folder), "--legs", "lexical", "--index", str(tmp_path / "bm25"), "--quiet"]

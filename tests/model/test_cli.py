@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from retriever.cli import main
+from retriever.cli.main import main
 
 from ..conftest import DEMO, write_jsonl
 

@@ -12,8 +12,8 @@ import torch
 
 from retriever import Retriever
 from retriever.errors import BadIndexError, ModelError
-from retriever.sentence import SentenceConfig, load_sentence_encoder, preset_folder
-from retriever.store import stored_contents
+from retriever.index.store import stored_contents
+from retriever.models.sentence import SentenceConfig, load_sentence_encoder, preset_folder
 
 from ..conftest import DEMO, TEST_DTYPE
 
@@ -94,10 +94,10 @@ def test_bm25_plus_a_dense_model_never_loads_the_llm(minilm, tmp_path, monkeypat
 
 
 def test_a_changed_dense_model_is_refused(minilm, tmp_path, monkeypatch):
-    import retriever.sentence
+    import retriever.models.sentence
 
     Retriever.build(DEMO, tmp_path / "idx", legs=("dense", "lexical"), dense_model="minilm-l6", dtype=TEST_DTYPE)
-    monkeypatch.setattr(retriever.sentence, "folder_fingerprint", lambda folder: "0" * 64)  # other weights
+    monkeypatch.setattr(retriever.models.sentence, "folder_fingerprint", lambda folder: "0" * 64)  # other weights
     with pytest.raises(BadIndexError, match="was built with dense model 'minilm-l6'"):
         Retriever.load(tmp_path / "idx")
     assert Retriever.load(tmp_path / "idx", mode="lexical").search("lava", k=1, mode="lexical")  # needs no model

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from retriever.encoders import Encoder, make_method
+from retriever.models.encoders import Encoder, make_method
 
 from ..reference import assert_exact, assert_rounded_from, attention
 
@@ -79,7 +79,7 @@ def test_the_whole_prompt_is_tokenized_as_one_string(backbone):
 
 
 def special(tokenizer) -> list[int]:
-    from retriever.encoders.base import special_prefix
+    from retriever.models.encoders.base import special_prefix
 
     return special_prefix(tokenizer, "a")
 

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from retriever.cli import main
+from retriever.cli.main import main
 
 
 def test_eval_sts_command_with_the_real_model(sts_file):

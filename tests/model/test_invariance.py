@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from retriever.encoders import Encoder, make_method, method_names
+from retriever.models.encoders import Encoder, make_method, method_names
 
 from ..reference import assert_exact
 

@@ -7,7 +7,7 @@ import pytest
 
 def test_lexical_mode_on_a_full_index_skips_the_model(demo_index, monkeypatch):
     expected = demo_index.search("honey bees", k=5, mode="lexical")
-    from retriever.encoders import Encoder
+    from retriever.models.encoders import Encoder
 
     monkeypatch.setattr(Encoder, "encode", lambda *a, **k: pytest.fail("LLM ran"))
     again = demo_index.search("honey bees", k=5, mode="lexical")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from retriever.encoders import Encoder, make_method
-from retriever.encoders.base import resolve_layers
+from retriever.models.encoders import Encoder, make_method
+from retriever.models.encoders.base import resolve_layers
 
 from ..reference import aligned_wva, assert_exact, assert_rounded_from, attention, value_aggregation
 
@@ -138,7 +138,7 @@ def test_tp_resolves_the_papers_layers_and_stores_them(backbone):
 
 def test_model_defaults_are_stored_with_the_index_and_survive_a_table_change(backbone, tmp_path, monkeypatch):
     from retriever import Retriever
-    from retriever.encoders import defaults
+    from retriever.models.encoders import defaults
 
     docs = [{"_id": str(i), "text": t} for i, t in enumerate(TEXTS)]
     monkeypatch.setitem(defaults.MODEL_DEFAULTS, backbone.name, {"va": {"layers": "2-3"}})
@@ -156,7 +156,7 @@ def test_model_defaults_are_stored_with_the_index_and_survive_a_table_change(bac
 
 
 def test_measured_defaults_of_the_default_model_build_and_run(backbone):
-    from retriever.encoders.defaults import MODEL_DEFAULTS
+    from retriever.models.encoders.defaults import MODEL_DEFAULTS
 
     for name, params in MODEL_DEFAULTS.get(backbone.name, {}).items():
         encoder = Encoder(backbone, make_method(name, **params))

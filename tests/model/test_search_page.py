@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retriever.server import ServerProcess
+from retriever.serve.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 

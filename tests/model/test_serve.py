@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from retriever import Retriever, api
-from retriever.server import ServerProcess
+from retriever.serve.server import ServerProcess
 
 from .test_concurrency import QUERIES
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from retriever.legs.keytokens import SparseConfig, make_projector
 from retriever.settings import IndexSettings
-from retriever.sparse import SparseConfig, make_projector
 
 TEXTS = ["Volcanoes erupt when magma rises.", "Bees turn nectar into honey.", "The stock market fell today.",
          "A puppy learns to sit.", "Solar panels make electricity from sunlight.", "Chess is a board game."]
@@ -28,7 +28,7 @@ def _numpy_reference(backbone, residual, alpha, final_norm):
 
 @pytest.mark.parametrize("final_norm,alpha", [(True, 1.0), (False, 0.5)])
 def test_projection_matches_numpy(backbone, final_norm, alpha):
-    from retriever.encoders import Encoder, make_method
+    from retriever.models.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
     settings = IndexSettings(sparse=SparseConfig(top_k=20, query_top_m=5, query_side="model", alpha=alpha,
@@ -53,7 +53,7 @@ def test_projection_matches_numpy(backbone, final_norm, alpha):
 def test_queries_are_adjusted_with_the_stored_component(backbone):
     """A query row uses u_1 exactly as documents do: its top-M tokens are the document-style top tokens
     of the same vector, and changing u_1 changes them."""
-    from retriever.encoders import Encoder, make_method
+    from retriever.models.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
     settings = IndexSettings(sparse=SparseConfig(top_k=5, query_top_m=5, query_side="model", own_tokens=False,
@@ -69,7 +69,7 @@ def test_queries_are_adjusted_with_the_stored_component(backbone):
 
 
 def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
-    from retriever.encoders import Encoder, make_method
+    from retriever.models.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
     projector = make_projector(backbone, IndexSettings(sparse=SparseConfig(query_top_m=4, query_side="model")))
@@ -88,8 +88,8 @@ def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
 def test_documents_keep_their_own_tokens_plus_top_k(backbone):
     """own_tokens: a document row is its own tokens (never below the weakest top-K weight) plus its top-K,
     checked against the float64 reference with log-saturated weights."""
-    from retriever.encoders import Encoder, make_method
-    from retriever.sparse import OwnTokens
+    from retriever.legs.keytokens import OwnTokens
+    from retriever.models.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual
     config = SparseConfig(top_k=3, alpha=0.5, fold="none", stem=False)  # the projection unfolded

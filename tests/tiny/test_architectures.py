@@ -14,9 +14,9 @@ import torch
 import transformers
 
 from retriever import RetrieverError
-from retriever.backbones import load_backbone
-from retriever.encoders import Encoder, make_method, method_names
-from retriever.encoders.base import resolve_layers
+from retriever.models.backbones import load_backbone
+from retriever.models.encoders import Encoder, make_method, method_names
+from retriever.models.encoders.base import resolve_layers
 
 from ..conftest import TEST_DTYPE
 from ..reference import aligned_wva, assert_exact, assert_rounded_from, attention, value_aggregation
@@ -126,7 +126,7 @@ def test_va_equals_its_values_reference(family):
 
 def test_an_index_of_every_leg_builds_and_searches(family, tmp_path):
     from retriever import Retriever
-    from retriever.corpus import Document
+    from retriever.corpus.readers import Document
 
     docs = [Document(str(i), t) for i, t in enumerate(TEXTS)]
     index = Retriever.build(docs, tmp_path / "idx", backbone=family)

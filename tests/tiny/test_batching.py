@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from retriever import Retriever
-from retriever.batching import query_batcher
-from retriever.encoders import Encoder, make_method
-from retriever.invariance import padded_width
+from retriever.models.encoders import Encoder, make_method
+from retriever.models.invariance import padded_width
+from retriever.search.batching import query_batcher
 
 from ..conftest import DEMO
 from ..model.test_concurrency import QUERIES

@@ -11,9 +11,9 @@ import torch
 
 import retriever.api
 from retriever import Retriever
-from retriever.cli import main
+from retriever.cli.main import main
+from retriever.legs.keytokens import SparseConfig, canonical_ids, excluded_token_ids, noise_token_ids
 from retriever.settings import IndexSettings
-from retriever.sparse import SparseConfig, canonical_ids, excluded_token_ids, noise_token_ids
 
 from ..conftest import DEMO
 
@@ -100,8 +100,8 @@ def test_folded_documents_hold_distinct_words_and_a_plural_finds_its_singular(in
 
 def _stored_rows(r):
     """The key-token rows as the build wrote them (before any corpus statistic)."""
-    from retriever.segments import segments_of
-    from retriever.sparse import ROWS
+    from retriever.index.segments import segments_of
+    from retriever.legs.keytokens import ROWS
 
     segment = segments_of(r.path, r.manifest)[0]
     return segment.csr(ROWS, (segment.rows, r.manifest["vocab_size"]))
@@ -110,7 +110,7 @@ def _stored_rows(r):
 def test_bm25_count_rows_weigh_each_own_token_by_its_count_in_the_text(indexes):
     from collections import Counter
 
-    from retriever.store import stored_contents
+    from retriever.index.store import stored_contents
 
     plain, counted = indexes["bm25"], indexes["bm25-count"]
     leg = plain.searcher.leg("sparse")
@@ -144,8 +144,8 @@ def test_the_cli_searches_own_token_queries_without_the_llm(indexes, monkeypatch
 
 
 def test_int8_quantizes_the_decoder_layers_only(tiny_model):
-    from retriever.backbones import load_backbone
-    from retriever.encoders import Encoder, make_method
+    from retriever.models.backbones import load_backbone
+    from retriever.models.encoders import Encoder, make_method
 
     fp32 = load_backbone(str(tiny_model), dtype="float32")
     int8 = load_backbone(str(tiny_model), dtype="int8")

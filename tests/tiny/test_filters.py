@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import Document, Retriever, RetrieverError
-from retriever.cli import main
-from retriever.indexer import build_index
+from retriever.build.indexer import build_index
+from retriever.cli.main import main
 from retriever.settings import IndexSettings
 
 WORDS = ["lava", "magma", "honey", "bees", "tide", "moon", "bread", "yeast", "chess", "piano", "orbit", "rain"]

@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from retriever import InputError, Retriever, RetrieverError
-from retriever.cli import main
+from retriever.cli.main import main
 
 from ..conftest import DEMO
 from ..unit.test_fuzz import FUZZ, SLOW_FUZZ, _line, records

@@ -11,10 +11,10 @@ import scipy.sparse as sp
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from retriever import Retriever
-from retriever.corpus import documents_from
-from retriever.indexer import build_index
+from retriever.build.indexer import build_index
+from retriever.corpus.readers import documents_from
+from retriever.legs.keytokens import OwnTokens, SparseConfig, noise_token_ids
 from retriever.settings import IndexSettings
-from retriever.sparse import OwnTokens, SparseConfig, noise_token_ids
 
 from ..conftest import DEMO
 

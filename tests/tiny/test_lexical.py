@@ -11,7 +11,7 @@ from ..conftest import DEMO
 
 
 def test_lexical_only_index_never_runs_the_model(tmp_path, tiny_backbone, monkeypatch):
-    from retriever.encoders import Encoder
+    from retriever.models.encoders import Encoder
 
     def no_forward(*args, **kwargs):
         raise AssertionError("the lexical leg must not run the LLM")

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-import retriever.distributed as distributed
+import retriever.build.ray as distributed
 from retriever import Document, Retriever
-from retriever.corpus import read_corpus
-from retriever.distributed import RayOptions
-from retriever.store import documents_table
+from retriever.build.ray import RayOptions
+from retriever.corpus.readers import read_corpus
+from retriever.index.store import documents_table
 
 from ..conftest import DEMO, TEST_DTYPE
 
@@ -186,14 +186,14 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_blocks_retried(cluster, co
 # The CLI with each worker call paced as in the test above (the class is defined in __main__, so Ray ships it).
 PACED_CLI = """
 import sys, time
-import retriever.distributed as distributed
+import retriever.build.ray as distributed
 class Paced(distributed.BlockEncoder):
     def __call__(self, block):
         time.sleep(0.2)
         return distributed.BlockEncoder.__call__(self, block)
 distributed.BlockEncoder = Paced
 distributed.SPLIT_BYTES = 2048  # many read blocks, so chunks reach the driver one by one, not all at the end
-from retriever.cli import main
+from retriever.cli.main import main
 sys.argv[0] = "retriever"
 main()
 """

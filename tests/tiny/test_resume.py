@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from retriever import Retriever, RetrieverError
-from retriever.corpus import read_corpus
+from retriever.corpus.readers import read_corpus
 
 from ..conftest import DEMO, write_jsonl
 
@@ -66,7 +66,7 @@ def test_a_build_crashed_anywhere_resumes_to_the_same_index(tmp_path, tiny_backb
 
 
 def test_a_crash_while_assembling_resumes_from_every_chunk(tmp_path, tiny_backbone, uninterrupted, monkeypatch):
-    from retriever.store import IndexWriter
+    from retriever.index.store import IndexWriter
 
     path = tmp_path / "idx"
     with monkeypatch.context() as patch:
@@ -127,7 +127,7 @@ def test_a_full_disk_is_one_clear_error_and_loses_nothing(tmp_path, tiny_backbon
 
     from click.testing import CliRunner
 
-    from retriever.cli import main
+    from retriever.cli.main import main
 
     path = tmp_path / "idx"
     before = _results(Retriever.build(DEMO, path, backbone=tiny_backbone))
@@ -159,8 +159,8 @@ def test_a_full_disk_is_one_clear_error_and_loses_nothing(tmp_path, tiny_backbon
 
 def test_a_second_writer_of_the_same_index_is_refused(tmp_path, tiny_backbone):
     from retriever import StorageError
-    from retriever.store import exclusive
-    from retriever.updates import update_index
+    from retriever.build.updates import update_index
+    from retriever.index.store import exclusive
 
     path = tmp_path / "idx"
     Retriever.build(DEMO, path, backbone=tiny_backbone)

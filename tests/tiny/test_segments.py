@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import Document, Retriever
-from retriever.cli import main
-from retriever.corpus import read_corpus
-from retriever.indexer import build_index
+from retriever.build.indexer import build_index
+from retriever.cli.main import main
+from retriever.corpus.readers import read_corpus
 from retriever.settings import IndexSettings
 
 from ..conftest import DEMO, TEST_DTYPE

@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from retriever import backbones
+from retriever.models import backbones
 
 
 def test_transposed_weight_layout_keeps_every_output(tiny_backbone):

@@ -26,7 +26,7 @@ def test_interrupted_build_keeps_the_old_index(tmp_path, tiny_backbone, monkeypa
     before = _ids(Retriever.build(DEMO, path, backbone=tiny_backbone))
     manifest_before = (path / "manifest.json").read_text()
 
-    from retriever.encoders import Encoder
+    from retriever.models.encoders import Encoder
 
     def interrupted(self, texts, on_batch=None):
         raise KeyboardInterrupt

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from retriever import BadIndexError, Retriever, verify
-from retriever.legs import leg_names, register, unregister
+from retriever.legs.registry import leg_names, register, unregister
 
 from ..conftest import DEMO
 from ..toy_leg import TitleLeg

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import InputError, Retriever, delete_documents
-from retriever.cli import main
-from retriever.corpus import read_corpus
-from retriever.indexer import build_index
+from retriever.build.indexer import build_index
+from retriever.cli.main import main
+from retriever.corpus.readers import read_corpus
 from retriever.settings import IndexSettings
 
 from ..conftest import DEMO

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import retriever.api
 from retriever import IndexExistsError, Retriever, RetrieverError
-from retriever.cli import main
+from retriever.cli.main import main
 
 from ..conftest import DEMO, write_jsonl
 
@@ -128,7 +128,7 @@ def test_verify_of_a_missing_index_says_so_rather_than_damaged(tmp_path):
 
 
 def test_progress_off_a_terminal_is_plain_lines(tmp_path, tiny_model, monkeypatch):
-    from retriever import cli
+    from retriever.cli import main as cli
 
     monkeypatch.setattr(cli._Progress, "LOG_SECONDS", 0.0)
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"_id": str(i), "text": f"document {i}"} for i in range(40)])
@@ -141,13 +141,13 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, tiny_model, monkeypatc
 @pytest.fixture
 def no_model(monkeypatch):
     """Any model load fails the test: these paths must answer from the inputs and the manifest alone."""
-    import retriever.backbones
+    import retriever.models.backbones
 
     def refuse(*args, **kwargs):
         pytest.fail("a model was loaded (or converted)")
 
     monkeypatch.setattr(retriever.api, "load_backbone", refuse)
-    monkeypatch.setattr(retriever.backbones, "_gguf_to_cache", refuse)
+    monkeypatch.setattr(retriever.models.backbones, "_gguf_to_cache", refuse)
 
 
 def test_bad_inputs_fail_before_the_model_loads(tmp_path, built, no_model):
@@ -211,7 +211,7 @@ def test_flags_users_look_for(tmp_path, tiny_model, keep_threads):
 
 
 def test_explanations_read_as_the_query_words(built, tiny_backbone):
-    from retriever.sparse import own_token_ids
+    from retriever.legs.keytokens import own_token_ids
 
     query = "Glossary placeholders for honeycombs"
     pieces = own_token_ids(tiny_backbone.tokenizer, [query])[0]

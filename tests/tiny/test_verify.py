@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retriever import BadIndexError, Retriever, verify
-from retriever.store import file_sha256, seal
+from retriever.index.store import file_sha256, seal
 
 from ..conftest import DEMO
 

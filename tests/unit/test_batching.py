@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from retriever.batching import MicroBatcher, split_rows
+from retriever.search.batching import MicroBatcher, split_rows
 
 
 class Recorder:

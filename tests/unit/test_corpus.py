@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from retriever.corpus import documents_from, read_corpus, read_qrels, read_queries
+from retriever.corpus.readers import documents_from, read_corpus, read_qrels, read_queries
 from retriever.errors import InputError
 
 from ..conftest import write_jsonl

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from retriever.errors import InputError
-from retriever.evaluate import evaluate, read_sts, sts_spearman
+from retriever.eval.evaluate import evaluate, read_sts, sts_spearman
 
 from ..conftest import PAIRS
 

@@ -1,10 +1,10 @@
-"""The filter language (retriever/filters.py) against a plain Python reading of each condition."""
+"""The filter language (retriever/search/filters.py) against a plain Python reading of each condition."""
 
 from __future__ import annotations
 
 import pytest
 
-from retriever.filters import FilterError, mask, parse_filter
+from retriever.search.filters import FilterError, mask, parse_filter
 
 IDS = ["doc-1", "doc-2", "pub-3", "pub-4", "x-5"]
 META = [{"topic": "volcano", "year": 1999, "on": "2020-01-05", "flag": True},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retriever.fusion import convex, fuse, min_max, ranks, rrf
+from retriever.search.fusion import convex, fuse, min_max, ranks, rrf
 
 
 def test_ranks_descending_with_stable_ties():
@@ -53,7 +53,7 @@ def test_unknown_fusion_and_mismatched_legs_fail():
 
 
 def test_dbsf_scales_by_mean_and_three_standard_deviations():
-    from retriever.fusion import distribution
+    from retriever.search.fusion import distribution
 
     x = np.array([1.0, 2.0, 3.0, 10.0])
     mean, sd = x.mean(), x.std()
@@ -66,7 +66,7 @@ def test_dbsf_scales_by_mean_and_three_standard_deviations():
 
 
 def test_tuning_tries_dbsf_and_keeps_it_when_it_wins():
-    from retriever.tuning import Scored, tune_weights
+    from retriever.eval.tuning import Scored, tune_weights
 
     # leg "a" finds the right document; min-max and DBSF differ only in how they weigh it against "b"
     scored = [Scored("q", ["d1", "d2", "d3"], {"a": np.array([3.0, 2.9, 0.0]), "b": np.array([0.0, 1.0, 0.9])})]

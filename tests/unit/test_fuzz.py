@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retriever import InputError
-from retriever.corpus import read_corpus
+from retriever.corpus.readers import read_corpus
 
 # FUZZ_EXAMPLES=N runs every fuzz test with N examples (the default run keeps to a few minutes).
 _WIDER = os.environ.get("FUZZ_EXAMPLES")

@@ -10,7 +10,7 @@ import pytest
 import Stemmer
 
 from retriever.errors import RetrieverError
-from retriever.lexical import Analyzer, LexicalBuilder, LexicalConfig, LexicalQueries
+from retriever.legs.lexical import Analyzer, LexicalBuilder, LexicalConfig, LexicalQueries
 
 from ..conftest import DEMO
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retriever.encoders import make_method
+from retriever.models.encoders import make_method
 
 
 def test_bad_method_parameters_are_clear():
@@ -22,7 +22,7 @@ def test_bad_method_parameters_are_clear():
 
 def test_aligned_wva_takes_any_prompt_method():
     from retriever import RetrieverError
-    from retriever.encoders.prompts import METAEOL_TEMPLATES, PROMPTS
+    from retriever.models.encoders.prompts import METAEOL_TEMPLATES, PROMPTS
 
     assert make_method("aligned-wva").templates == (PROMPTS["prompteol"],)
     assert make_method("aligned-wva", prompt="cot").templates == (PROMPTS["cot"],)
@@ -33,7 +33,7 @@ def test_aligned_wva_takes_any_prompt_method():
 
 
 def test_the_published_normalisation_and_the_split_one():
-    from retriever.encoders.prompts import normalize, normalize_split
+    from retriever.models.encoders.prompts import normalize, normalize_split
 
     assert normalize("Is it so?") == "Is it so."  # a final ? becomes .
     assert normalize('He said "hi"') == "He said 'hi'"  # ends in a quote: nothing appended, then replaced

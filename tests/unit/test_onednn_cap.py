@@ -12,7 +12,7 @@ import sys
 
 PROBE = """
 import torch
-import retriever.backbones
+import retriever.models.backbones
 x = torch.ones(16, 64, dtype=torch.bfloat16)
 torch.nn.functional.linear(x, x)
 torch._C._nn.mkldnn_linear(x.float().to_mkldnn(), x.float().to_mkldnn(), None)  # oneDNN on any x86 CPU

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import retriever.distributed as distributed
-from retriever.cli import main
-from retriever.corpus import Fields, read_corpus
-from retriever.distributed import CorpusSource, RayOptions
+import retriever.build.ray as distributed
+from retriever.build.ray import CorpusSource, RayOptions
+from retriever.cli.main import main
+from retriever.corpus.readers import Fields, read_corpus
 from retriever.errors import RetrieverError
 
 RECORDS = [{"_id": "a", "title": "First", "text": "plain"},
@@ -38,7 +38,7 @@ def _read(source: CorpusSource) -> list:
 
 
 def _stored(path, fields=None) -> list:
-    from retriever.store import documents_table
+    from retriever.index.store import documents_table
 
     return documents_table(list(read_corpus(path, fields))).to_pylist()
 

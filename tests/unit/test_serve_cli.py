@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import Retriever
-from retriever.cli import main
+from retriever.cli.main import main
 from retriever.errors import RetrieverError
-from retriever.service import Limits, ServeConfig, Service, ServiceError, index_names, read_token
+from retriever.serve.service import Limits, ServeConfig, Service, ServiceError, index_names, read_token
 
 DOCS = [{"_id": "bees", "text": "Honey bees make honey from nectar.", "metadata": {"topic": "bees"}},
         {"_id": "lava", "text": "Lava is molten rock from a volcano.", "metadata": {"topic": "volcano"}}]

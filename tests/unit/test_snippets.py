@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retriever.snippets import CHARS, matches, snippet
+from retriever.search.snippets import CHARS, matches, snippet
 
 FILLER = " ".join(f"filler{i}" for i in range(60))  # ~480 characters without a match
 
@@ -38,7 +38,7 @@ def test_the_fast_scan_finds_what_the_rule_finds():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from retriever.snippets import WORD, _found
+    from retriever.search.snippets import WORD, _found
 
     words = st.sampled_from(["Vitamin", "vitamins", "deficient", "deficiency", "risk", "risks", "D", "d3", "the",
                              "increase", "increases", "glossaries", "glossary", "über", "Übermut", "co-op"])

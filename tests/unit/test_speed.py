@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from retriever import backbones
-from retriever.dense import on_gpus
+from retriever.build.indexer import _read_ahead
 from retriever.errors import InputError
-from retriever.indexer import _read_ahead
+from retriever.legs.dense import on_gpus
+from retriever.models import backbones
 
 
 def test_read_ahead_prepares_the_next_chunk_in_a_worker_and_keeps_errors_in_place():

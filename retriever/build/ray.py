@@ -1,0 +1,310 @@
+"""Encoding a build on Ray: Ray Data reads the corpus in blocks, a pool of encoder actors (each loads the
+model once, on a GPU where it is given one) turns them into the vectors a single-process build computes,
+and the driver receives them in corpus order and commits them as the build's chunks (checkpoint.py).
+
+Why the workers return vectors rather than finished segments: the key-token leg's u_1 is fitted on a
+sample of the whole corpus (sparse.sample_rows), so no document's sparse row can be written before every
+block is encoded. The workers keep the residual vectors with the dense ones, and the driver projects them
+after fitting u_1 on exactly the sample a single-process build fits it on, through the same assembly
+(indexer._assemble). Encoding is where the time goes (a forward pass per token against one projection per
+document), so that is what Ray spreads. The chunks are the files a single-process build commits, so a
+killed driver resumes from them with the same command, on Ray or without it.
+
+Needs the `ray` extra (pip install 'retriever[ray]') for everything but RayOptions and check_source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+try:  # the `ray` extra: RayOptions and check_source work without it, so that a CLI can say what is missing
+    import ray
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+except ImportError:
+    ray = None
+    Datasource = object
+
+from ..corpus.readers import Document, Fields, as_record, corpus_format, parse_document
+from ..models.encoders import EncodeStats
+from ..errors import InputError, RetrieverError
+from ..settings import IndexSettings
+from ..index.store import documents_table
+
+RAY_FORMATS = ("jsonl", "parquet")
+SPLIT_BYTES = 32 << 20  # a plain JSONL file is read in byte ranges of this size, one read task each
+BLOCK_DOCUMENTS = 2048  # documents per block a read task hands on
+STAT_FIELDS = ("tokens", "padded_tokens", "truncated", "tokenize_seconds", "forward_seconds")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a build runs on Ray (`retriever index --ray`).
+
+    address: a running cluster ("auto", "HOST:PORT", "ray://HOST:10001"); None: the one RAY_ADDRESS names,
+    else a new local one on this machine. threads: torch threads per worker (None: the CPUs of the smallest
+    node shared among the workers). batch_size: documents per call of a worker, the work a killed worker's
+    retry redoes.
+    """
+
+    address: str | None = None
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    threads: int | None = None
+    batch_size: int = 256
+
+    def __post_init__(self):
+        if self.workers < 1 or self.batch_size < 1 or (self.threads is not None and self.threads < 1):
+            raise RetrieverError("Ray workers, threads and batch size must be at least 1")
+        if self.gpus_per_worker < 0:
+            raise RetrieverError("gpus per worker cannot be negative")
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus_per_worker > 0 else "cpu"
+
+
+def check_source(source: str | None) -> None:
+    """Ray installed, and a corpus file Ray Data can split into blocks: JSONL (.gz too) or Parquet. Checked
+    before the model loads; a list of documents from the Python API is handed over as one table instead."""
+    if ray is None:
+        raise RetrieverError("indexing on Ray needs Ray: pip install 'retriever[ray]'")
+    if source is not None and (kind := corpus_format(Path(source))) not in RAY_FORMATS:
+        raise InputError(f"--ray reads JSONL or Parquet, not {kind}: convert the corpus, or index without --ray",
+                         source)
+
+
+class CorpusSource(Datasource):
+    """A corpus file as Ray Data read tasks, parsed by the same code as a single-process build (corpus.py), so
+    both see the same documents: JSONL in byte ranges cut at line ends (a gzip file, which cannot be entered
+    midway, as one task), Parquet one row group per task."""
+
+    def __init__(self, path: str, fields: Fields):
+        super().__init__()
+        self.path, self.fields = Path(path), fields
+        self.kind = corpus_format(self.path)
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return self.path.stat().st_size
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context: Any = None) -> list[ReadTask]:
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            groups = pq.ParquetFile(self.path).metadata.num_row_groups
+            pieces = [(i, None) for i in range(groups)]
+        elif self.path.suffix == ".gz":
+            pieces = [(0, None)]
+        else:
+            size = self.path.stat().st_size
+            pieces = [(start, min(start + SPLIT_BYTES, size)) for start in range(0, max(size, 1), SPLIT_BYTES)]
+        return [ReadTask(self._reader(start, end), BlockMetadata(None, None, None, input_files=[str(self.path)]))
+                for start, end in pieces]
+
+    def _reader(self, start: int, end: int | None):
+        path, fields, kind = self.path, self.fields, self.kind
+        if kind == "parquet":
+            return lambda: _blocks(_parquet_group(path, start, fields))
+        return lambda: _blocks(_jsonl_range(path, start, end, fields))
+
+
+def _blocks(documents: Iterator[Document]) -> Iterator[pa.Table]:
+    while block := list(islice(documents, BLOCK_DOCUMENTS)):
+        yield documents_table(block)
+
+
+def _jsonl_range(path: Path, start: int, end: int | None, fields: Fields) -> Iterator[Document]:
+    """The records on the lines that begin in [start, end) (to the end of the file when end is None): a range
+    that starts inside a line leaves that line to the range before, which reads it whole."""
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+        if start:
+            fh.seek(start - 1)
+            fh.readline()
+        while end is None or fh.tell() < end:
+            first = fh.tell() == 0
+            raw = fh.readline()
+            if not raw:
+                return
+            text = raw.decode("utf-8-sig" if first else "utf-8")
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text.rstrip("\r\n"))
+            except ValueError as exc:  # the driver read this file through first: it changed since
+                raise InputError(f"malformed JSON in the line at byte {fh.tell() - len(raw)} ({exc}); did the "
+                                 "corpus change during the build?", str(path)) from None
+            yield parse_document(as_record(record, fields, False), str(path))
+
+
+def _parquet_group(path: Path, group: int, fields: Fields) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    for row in pq.ParquetFile(path).read_row_group(group).to_pylist():
+        yield parse_document(as_record(row, fields, True), str(path))
+
+
+def _drop(block: pa.Table, skip: frozenset[str]) -> pa.Table:
+    return block.filter(pa.array([i not in skip for i in block.column("id").to_pylist()], pa.bool_()))
+
+
+class BlockEncoder:
+    """One Ray worker: loads the model(s) once, then encodes the blocks Ray Data hands it."""
+
+    job: dict[str, Any]  # set on a subclass per build (RayBuild.chunks)
+
+    def __init__(self):
+        import torch
+
+        from ..models.backbones import load_backbone, pick_device, resolve_dtype
+        from ..models.encoders import Encoder
+        from ..models.sentence import load_sentence_encoder
+
+        job = self.job
+        torch.set_num_threads(job["threads"])
+        settings = IndexSettings.from_dict(job["settings"])
+        self.encoder = self.dense_encoder = None
+        if settings.needs_dense_model:
+            dtype = resolve_dtype(job["dtype"], pick_device(job["device"]))
+            self.dense_encoder = load_sentence_encoder(settings.dense_model, dtype, job["device"])
+        if job["llm"]:
+            backbone = load_backbone(job["model"], dtype=job["dtype"], device=job["device"], quiet=True)
+            self.encoder = Encoder(backbone, settings.make_method(), settings.max_tokens, job["batch_tokens"])
+        self.dtype = "" if self.encoder is None else self.encoder.backbone.describe()["dtype"]  # int8 too
+
+    def __call__(self, block: pa.Table) -> dict[str, np.ndarray]:
+        contents = [Document("", text, title).content for title, text in
+                    zip(block.column("title").to_pylist(), block.column("text").to_pylist(), strict=True)]
+        out = {name: np.array(block.column(name).to_pylist(), dtype=object) for name in block.column_names}
+        out.update({f"stat_{name}": np.zeros(len(contents)) for name in STAT_FIELDS})
+        if self.encoder is not None:
+            prepared = self.encoder.prepare(contents)
+            encoded = self.encoder.encode(prepared)
+            out["dense"], out["residual"] = encoded.dense, encoded.residual
+            out.update(_row_stats(prepared, encoded.stats))
+        if self.dense_encoder is not None:
+            out["dense"] = self.dense_encoder.encode(contents)
+        out["worker_dtype"] = np.array([self.dtype] * len(contents), dtype=object)
+        return out
+
+
+def _row_stats(prepared, stats: EncodeStats) -> dict[str, np.ndarray]:
+    """A block's encoding statistics per document, so that any run of documents sums to its own: exact for
+    tokens and truncation, the block's padding and seconds shared out by tokens. A chunk the driver cuts
+    across two blocks, or a resumed build that encodes a block's second half again, then counts what it
+    holds, not what its blocks did."""
+    tokens = np.array([sum(len(inputs[i].ids) for inputs in prepared.inputs) for i in range(prepared.texts)],
+                      np.float64)
+    share = tokens / max(tokens.sum(), 1.0)
+    truncated = np.zeros(prepared.texts)
+    truncated[prepared.cut] = 1
+    shared = {name: share * getattr(stats, name) for name in ("padded_tokens", "tokenize_seconds", "forward_seconds")}
+    return {"stat_tokens": tokens, "stat_truncated": truncated, **{f"stat_{k}": v for k, v in shared.items()}}
+
+
+@dataclass
+class EncodedChunk:
+    """chunk_size consecutive documents of the corpus with their vectors, as one worker or several made them."""
+
+    documents: list[Document]
+    arrays: dict[str, np.ndarray]
+    stats: EncodeStats
+    dtypes: set[str]  # the LLM's, as each worker loaded it (none without an LLM)
+
+
+class RayBuild:
+    """One build's use of a cluster: connected on entry, left (and a local cluster it started stopped) on exit."""
+
+    def __init__(self, options: RayOptions, model: str | None, dtype: str, fields: Fields | None = None):
+        self.options, self.model, self.dtype, self.fields = options, model, dtype, fields or Fields()
+        self.started = False
+
+    def __enter__(self) -> RayBuild:
+        if not ray.is_initialized():
+            ray.init(address=self.options.address, include_dashboard=False, logging_level=logging.ERROR,
+                     log_to_driver=False)  # a worker's error still reaches this process, raised
+            self.started = True
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # blocks come back in corpus order
+        context.enable_progress_bars = False  # the build's own progress line counts documents
+        context.print_on_execution_start = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            ray.shutdown()
+
+    def threads(self) -> int:
+        """Torch threads per worker: as asked, else the smallest node's CPUs shared among the workers."""
+        if self.options.threads is not None:
+            return self.options.threads
+        cpus = [node["Resources"].get("CPU", 1) for node in ray.nodes() if node.get("Alive")]
+        per_node = -(-self.options.workers // max(len(cpus), 1))
+        return max(1, int(min(cpus or [1]) // per_node))
+
+    def chunks(self, source: str | None, documents: Sequence[Document] | None, skip: Sequence[str],
+               settings: IndexSettings, batch_tokens: int | None, chunk_size: int,
+               progress=None) -> Iterator[EncodedChunk]:
+        """The corpus's documents not in skip, encoded by the worker pool, chunk_size at a time, in order."""
+        if source is not None:
+            dataset = ray.data.read_datasource(CorpusSource(source, self.fields), num_cpus=0)
+        else:
+            table = documents_table(documents or [])  # in blocks, so that every worker gets some
+            step = self.options.batch_size
+            dataset = ray.data.from_arrow([table.slice(i, step) for i in range(0, max(len(table), 1), step)])
+        if skip:  # an interrupted build's committed documents: the driver checked them against the corpus
+            dataset = dataset.map_batches(_drop, fn_kwargs={"skip": frozenset(skip)}, batch_format="pyarrow",
+                                          batch_size=None, num_cpus=0)
+        threads = self.threads()
+        job = {"settings": settings.to_dict(), "model": self.model, "dtype": self.dtype, "llm": settings.needs_model,
+               "device": self.options.device, "threads": threads, "batch_tokens": batch_tokens}
+        # The job rides on the class, not as constructor arguments, which Ray keeps in its object store and a
+        # restarted actor could not get back once they are gone (ray-project/ray#53727).
+        worker = type("BlockEncoder", (BlockEncoder,), {"job": job})
+        encoded = dataset.map_batches(
+            worker, compute=ray.data.ActorPoolStrategy(size=self.options.workers),
+            batch_size=self.options.batch_size, batch_format="pyarrow",
+            num_cpus=threads, num_gpus=self.options.gpus_per_worker or None)
+        pending: list[dict[str, np.ndarray]] = []
+        for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+            if progress:
+                progress(len(batch["id"]), int(batch["stat_tokens"].sum()))
+            pending.append(batch)
+            while sum(len(b["id"]) for b in pending) >= chunk_size:
+                head, pending = _split(pending, chunk_size)
+                yield _chunk(head)
+        if pending:
+            yield _chunk(_split(pending, sum(len(b["id"]) for b in pending))[0])
+
+
+def _split(batches: list[dict[str, np.ndarray]], size: int) -> tuple[dict[str, np.ndarray], list]:
+    """The first size rows of batches, joined, and the batches of what is left."""
+    joined = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    head = {name: column[:size] for name, column in joined.items()}
+    rest = {name: column[size:] for name, column in joined.items()}
+    return head, ([rest] if len(rest["id"]) else [])
+
+
+def _chunk(batch: dict[str, np.ndarray]) -> EncodedChunk:
+    documents = [Document(str(i), str(text), str(title), json.loads(metadata)) for i, title, text, metadata
+                 in zip(batch["id"], batch["title"], batch["text"], batch["metadata"], strict=True)]
+    sums = {name: batch[f"stat_{name}"].sum().item() for name in STAT_FIELDS}
+    stats = EncodeStats(texts=len(documents), **{name: round(value) if name in ("tokens", "padded_tokens",
+                                                                               "truncated") else value
+                                                for name, value in sums.items()})
+    arrays = {name: np.ascontiguousarray(np.stack(batch[name]) if batch[name].dtype == object else batch[name],
+                                         dtype=np.float32)
+              for name in ("dense", "residual") if name in batch}
+    return EncodedChunk(documents, arrays, stats, set(batch["worker_dtype"].tolist()) - {""})
+

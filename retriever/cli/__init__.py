@@ -1,0 +1,1 @@
+"""The `retriever` command: options, progress and rendering over the API; holds no retrieval rules."""

@@ -1,0 +1,1 @@
+"""Measuring: BEIR runs and their metrics, STS, fusion tuning on a split."""

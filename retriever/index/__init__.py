@@ -1,0 +1,1 @@
+"""The on-disk format: the atomic, checksummed, pickle-free store, its segments and build checkpoints."""

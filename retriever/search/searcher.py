@@ -1,0 +1,252 @@
+"""Answering queries against a built index: encode once, search each leg, rescore, fuse.
+
+Candidates are the union of the legs' top lists. A document one leg missed is rescored exactly by that
+leg (its stored vector, its stored sparse row or postings) rather than given a guessed floor, so fusion
+always compares real scores. The searcher only combines its legs through their interface (leg.py), as
+Pyserini's HybridSearcher combines searchers: it opens no file of theirs. `run` is the one call that
+searches; the API, `eval beir` and the scripts all go through it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadIndexError, InputError, RetrieverError
+from ..index.segments import live_documents, segments_of
+from ..legs.base import DENSE_MODEL, LLM, TOKENIZER, Leg, LegContext, Scorer
+from ..legs.registry import leg_names, leg_type
+from ..models.backbones import Backbone
+from ..models.encoders import Encoder
+from ..settings import LEGS, IndexSettings
+from ..timing import Clock
+from .batching import MicroBatcher
+from .filters import mask, parse_filter
+from .fusion import fuse
+
+MODES = ("hybrid", *LEGS)
+
+
+@dataclass
+class Result:
+    row: int  # internal document id
+    score: float
+    leg_scores: dict[str, float]
+
+
+@dataclass
+class QueryRun:
+    """One query's results: the top-k of its mode (fused, or the one leg's), each leg's own top-k when
+    asked, and the fusion's candidates with every leg's exact score for each (what tuning re-fuses)."""
+
+    hits: list[Result]
+    candidates: np.ndarray
+    scores: dict[str, np.ndarray]
+    legs: dict[str, list[Result]] = field(default_factory=dict)
+
+
+@dataclass
+class SearchRun:
+    """A batch of queries searched: per query a QueryRun, the queries as each leg encoded them (for
+    explain), and the seconds spent encoding, in each leg and fusing."""
+
+    legs: tuple[str, ...]
+    queries: list[QueryRun]
+    encoded: dict[str, Any]
+    seconds: dict[str, float]
+    texts: list[str] = field(default_factory=list)
+
+
+class Searcher:
+    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None,
+                 dense_encoder: Any = None, batcher: MicroBatcher | None = None, tokenizer: Any = None):
+        """backbone, dense_encoder: the LLM and the trained dense encoder, None where not loaded: only the
+        legs whose query models are here are opened (a lexical-only search loads none). tokenizer: the LLM's
+        tokenizer alone, for legs whose queries need no forward pass (Leg.query_models). batcher: encode the
+        queries of concurrent searches together (batching.py); each call encodes its own when None."""
+        folder = Path(folder)
+        try:
+            self.settings = IndexSettings.from_dict(manifest["settings"])
+        except (TypeError, ValueError, RetrieverError) as exc:
+            raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
+        self.legs = self.settings.ordered_legs
+        self.backbone, self._folder, self.batcher = backbone, folder, batcher
+        self._encoder = None  # without the model, only the legs that need none are opened (lexical)
+        if LLM in self.settings.query_models() and backbone is not None:
+            self._encoder = Encoder(backbone, self.settings.make_method(),
+                                    self.settings.max_tokens)
+        segments = segments_of(folder, manifest)
+        self.documents = live_documents(segments)  # the live rows of every segment, numbered as the legs number them
+        self.ids: list[str] = self.documents.column("id").to_pylist()
+        self._metadata: list[dict] | None = None
+        self._rows: dict[str, int] | None = None
+        if len(self.ids) != manifest["documents"]:
+            raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
+        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder, manifest=manifest,
+                             tokenizer=tokenizer)
+        loaded = {LLM, TOKENIZER} if backbone is not None else {TOKENIZER} if tokenizer is not None else set()
+        loaded |= {DENSE_MODEL} if dense_encoder is not None else set()
+        self._legs: dict[str, Leg] = {name: leg_type(name).open(segments, context) for name in self.legs
+                                      if self.settings.query_models((name,)) <= loaded}
+
+    def metadata(self) -> list[dict]:
+        """Every document's metadata, parsed once, the first time a filter needs it."""
+        if self._metadata is None:
+            self._metadata = [json.loads(m) if m else {} for m in self.documents.column("metadata").to_pylist()]
+        return self._metadata
+
+    def row(self, doc_id: str) -> int | None:
+        """The internal row of a document id, None when the index lacks it (the map is built on first use)."""
+        if self._rows is None:
+            self._rows = {doc_id: row for row, doc_id in enumerate(self.ids)}
+        return self._rows.get(doc_id)
+
+    def leg(self, name: str) -> Leg:
+        """An opened leg of this index (its own search structures: for scripts and tests that look inside)."""
+        return self._legs[name]
+
+    def with_leg(self, name: str, leg: Leg) -> Searcher:
+        """This searcher with one of its legs replaced (scripts that measure a variant of a leg)."""
+        if name not in self._legs:
+            raise RetrieverError(f"this index has no {name} leg (legs: {', '.join(self.legs)})")
+        other = copy.copy(self)
+        other._legs = {**self._legs, name: leg}
+        return other
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    def legs_for(self, mode: str) -> tuple[str, ...]:
+        if mode != "hybrid" and mode not in leg_names():
+            raise RetrieverError(f"mode must be one of {('hybrid', *leg_names())}, not {mode!r}")
+        if mode == "hybrid":
+            return self._opened(self.legs)
+        if mode not in self.legs:
+            raise RetrieverError(f"this index was built without the {mode} leg (legs: {', '.join(self.legs)})")
+        return self._opened((mode,))
+
+    def _opened(self, legs: tuple[str, ...]) -> tuple[str, ...]:
+        if closed := [leg for leg in legs if leg not in self._legs]:
+            raise RetrieverError(f"{self._folder} was opened without its model, which the {' and '.join(closed)} "
+                                 "leg needs; load it with its model (or search --mode lexical)")
+        return legs
+
+    def run(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid", depth: int = 100,
+            leg_runs: bool = False, encoded: dict[str, Any] | None = None,
+            filter: Mapping[str, Any] | str | None = None) -> SearchRun:
+        """Search a batch of queries: top-k per query by the mode (fusing the legs for hybrid), and with
+        leg_runs each leg's own top-k too, cut from its fusion list (the leg alone at k when depth <= k;
+        deeper lists may keep the other of two documents tied at the cut). depth: how deep each leg's
+        list goes before fusion.
+        encoded: the queries already as each leg encodes them (scripts that try a variant of a leg).
+        filter: which documents may be returned (filters.py), applied inside every leg before its top-k."""
+        for name, value in (("k", k), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RetrieverError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(queries, str):
+            raise RetrieverError("queries must be a list of strings, not one string (search() takes one)")
+        legs = self.legs_for(mode)
+        tests = parse_filter(filter)
+        if len(queries) == 0:
+            return SearchRun(legs, [], {leg: None for leg in legs}, {})
+        clock = Clock()
+        with clock.timing("encode"):
+            encoded = self._encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}
+        with clock.timing("filter"):
+            keep = None if tests is None else mask(tests, self.ids, self.metadata)
+        depth = max(depth, k) if len(legs) > 1 else k
+        streams = {leg: self._legs[leg].hits(encoded[leg], depth, keep) for leg in legs}
+        runs = [self._query(streams, k, leg_runs, clock) for _ in range(len(queries))]
+        return SearchRun(legs, runs, encoded, dict(clock.seconds), list(queries))
+
+    def _encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
+        """Queries as each leg sees them; the models' part through the batcher when there is one."""
+        check_queries(queries)
+        encoded: dict[str, Any] = {}
+        model_legs = tuple(leg for leg in legs if self.settings.query_models((leg,)) - {TOKENIZER})
+        if model_legs and self.batcher is None:
+            encoded = self.encode_models(queries, model_legs)
+        elif model_legs:  # a pass shared with other threads' queries for the same legs of this version
+            encoded = self.batcher((self, model_legs), queries)
+        return {leg: encoded[leg] if leg in encoded else self._legs[leg].encode(queries, None) for leg in legs}
+
+    def encode_models(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
+        """Queries as the given legs that need a model see them: the LLM runs once for all of its legs.
+        One row per query (leg.Leg.encode), so a micro-batch's result is cut by rows."""
+        vectors = None
+        if any(LLM in self.settings.query_models((leg,)) for leg in legs):
+            vectors = self._encoder.encode(list(queries))
+        return {leg: self._legs[leg].encode(queries, vectors) for leg in legs}
+
+    def _query(self, streams: dict[str, Iterator[tuple[np.ndarray, Scorer]]], k: int, leg_runs: bool,
+               clock: Clock) -> QueryRun:
+        """The next query of every leg's stream: the union of their lists, rescored by every leg, fused."""
+        tops, scorers = {}, {}
+        for leg, stream in streams.items():
+            with clock.timing(leg):
+                tops[leg], scorers[leg] = next(stream)
+        candidates = np.array(list(dict.fromkeys(np.concatenate(list(tops.values())).tolist())), dtype=np.int64)
+        scores = {}
+        for leg, scorer in scorers.items():
+            with clock.timing(leg):
+                scores[leg] = scorer(candidates)
+        with clock.timing("fuse"):
+            hits = self._fused(candidates, scores, k)
+        per_leg = {leg: _leg_run(leg, tops[leg][:k], scorers[leg]) for leg in streams} if leg_runs else {}
+        return QueryRun(hits, candidates, scores, per_leg)
+
+    def _fused(self, candidates: np.ndarray, scores: dict[str, np.ndarray], k: int) -> list[Result]:
+        if len(candidates) == 0:  # a filter that no document (with a match) passes
+            return []
+        s = self.settings
+        fused = fuse(scores, s.fusion, s.rrf_k, s.weights) if len(scores) > 1 else next(iter(scores.values()))
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [Result(int(candidates[i]), float(fused[i]), {leg: float(v[i]) for leg, v in scores.items()})
+                for i in order]
+
+    def explain(self, run: SearchRun, qi: int, row: int, limit: int = 8) -> list[dict]:
+        """Why a document matched: the tokens it shares with query qi by contribution, from the first of
+        the run's legs that can say (the key-token leg, else the lexical one).
+
+        Tokens that read the same are merged: the pieces of one query word, " bees" and "bees", a stem and
+        the words it came from. The user sees words, not token ids or stems.
+        """
+        leg = next((leg for leg in run.legs if self._legs[leg].explains), None)
+        if leg is None:
+            return []
+        merged: dict[str, float] = {}
+        for text, weight in self._legs[leg].explain(run.encoded[leg], qi, row, run.texts[qi]):
+            merged[text] = merged.get(text, 0.0) + weight
+        top = sorted(merged.items(), key=lambda tw: -tw[1])[:limit]
+        return [{"token": text, "weight": round(weight, 4)} for text, weight in top]
+
+
+def _leg_run(leg: str, rows: np.ndarray, scorer: Scorer) -> list[Result]:
+    """A leg's own top list, ordered by its exact scores (FAISS's order can differ in the last bits)."""
+    scores = scorer(rows)
+    return [Result(int(rows[i]), float(scores[i]), {leg: float(scores[i])})
+            for i in np.argsort(-scores, kind="stable")]
+
+
+def check_queries(queries: Sequence[Any]) -> None:
+    """Every query a non-empty string of valid Unicode; the first that is not is named by its position."""
+    for number, query in enumerate(queries, start=1):
+        _check_query(query, number)
+
+
+def _check_query(query: Any, number: int) -> None:
+    if not isinstance(query, str):
+        raise InputError("a query must be a string", "queries", number)
+    if not query.strip():
+        raise InputError("empty query", "queries", number)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", "queries", number) from None

@@ -1,0 +1,303 @@
+"""What `retriever serve` serves, without HTTP: the loaded indexes, the request limits, and the writes.
+
+The server (server.py) only turns HTTP into calls here and ServiceErrors into status codes, so every rule
+a request can break lives in one place and is testable without a socket. Indexes are opened once, their
+models shared where two indexes use the same one, and their query encoding micro-batched (batching.py).
+An index is named when served (`--index NAME=DIR`); a request names an index only as a key of this map,
+never as a path, so no name can reach outside the served folders.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..corpus.readers import documents_from
+from ..errors import BusyError, RetrieverError
+from ..index.store import read_manifest
+from ..search.batching import MicroBatcher, query_batcher
+from ..search.filters import parse_filter
+from ..search.searcher import check_queries
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_TOKEN_CHARS = 16
+
+
+class ServiceError(RetrieverError):
+    """A request the service refuses, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass
+class Limits:
+    """What one request may ask for; beyond it, a 4xx that names the limit (README: serving)."""
+
+    max_body_bytes: int = 1 << 20  # a search or batch request's JSON
+    max_write_bytes: int = 32 << 20  # a write request's JSON
+    max_query_chars: int = 4000
+    max_query_tokens: int = 512  # by the tokenizer of the index's model (words for a model-free index)
+    max_k: int = 1000
+    max_batch_queries: int = 256
+    max_write_documents: int = 1000
+
+
+@dataclass
+class ServeConfig:
+    indexes: dict[str, Path]
+    limits: Limits = field(default_factory=Limits)
+    wait_ms: float = 5.0  # how long a query waits for others to share its forward pass
+    max_batch: int = 64  # texts per micro-batched pass
+    token: str | None = None  # the bearer token writes need; None: writes are off
+    device: str = "auto"
+    dtype: str | None = None  # None: the dtype each index was built with
+    search_threads: int = 1  # FAISS's threads per search call
+
+
+def index_names(specs: Sequence[str]) -> dict[str, Path]:
+    """`NAME=DIR` or `DIR` (named after its folder) for each served index, checked to hold an index."""
+    named: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        path = Path(folder if sep else spec)
+        name = name if sep else path.resolve().name
+        if not NAME.match(name):
+            raise RetrieverError(f"index name {name!r} (from {spec!r}): use letters, digits, '.', '_' and '-' "
+                                 "(at most 64), starting with a letter or digit; or --index NAME=DIR")
+        if name in named:
+            raise RetrieverError(f"two indexes are named {name!r}; name them apart with --index NAME=DIR")
+        read_manifest(path)  # a missing or damaged index fails here, before the server binds or a model loads
+        named[name] = path
+    if not named:
+        raise RetrieverError("no index to serve: give --index DIR (repeatable)")
+    return named
+
+
+def read_token(path: str | Path) -> str:
+    """The bearer token from a file (surrounding whitespace dropped), long enough not to be guessed."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RetrieverError(f"cannot read the token file {path}: {exc}") from None
+    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+        raise RetrieverError(f"{path}: the token must be one word of at least {MIN_TOKEN_CHARS} characters "
+                             "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    return token
+
+
+class Served:
+    """One loaded index: its Retriever, a way to count a query's tokens, and one write at a time."""
+
+    def __init__(self, name: str, retriever: api.Retriever, count_tokens: Callable[[str], int]):
+        self.name, self.retriever, self.count_tokens = name, retriever, count_tokens
+        self.write_lock = threading.Lock()
+
+    @property
+    def writing(self) -> bool:
+        return self.write_lock.locked()
+
+    def summary(self) -> dict[str, Any]:
+        manifest = self.retriever.manifest
+        return {"name": self.name, "path": str(self.retriever.path.resolve()), "documents": manifest["documents"],
+                "legs": list(manifest["settings"]["legs"]), "modes": list(self.retriever.modes),
+                "writing": self.writing}
+
+
+class Service:
+    """The indexes of one server; load() opens them (minutes with a model), then every call answers."""
+
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self.batchers: list[MicroBatcher] = []
+        self.indexes: dict[str, Served] = {}
+        self.state, self.error = "loading", None
+
+    def load(self, quiet: bool = True) -> None:
+        """Open every index, sharing the models indexes have in common; state becomes ready or failed.
+
+        FAISS then searches with search_threads per call (one unless `--threads` says otherwise): the
+        server's parallelism is its concurrent requests, and an OpenMP team per call spins on the cores the
+        model's pass needs (docs/benchmarks.md)."""
+        import faiss
+
+        faiss.omp_set_num_threads(self.config.search_threads)
+        try:
+            backbones: dict[tuple, Any] = {}
+            dense: dict[str, Any] = {}
+            counters: dict[int, Callable[[str], int]] = {}
+            for name, path in self.config.indexes.items():
+                manifest = read_manifest(path)
+                model_key = (manifest["model"]["name"], manifest["model"].get("fingerprint"))
+                dense_key = (manifest.get("dense_model") or {}).get("fingerprint")
+                r = api.Retriever.load(path, backbone=backbones.get(model_key), dense_encoder=dense.get(dense_key),
+                                       dtype=self.config.dtype, device=self.config.device, quiet=quiet)
+                self.batchers.append(query_batcher(self.config.wait_ms, self.config.max_batch, name))
+                r.batch_requests(self.batchers[-1])
+                if r.backbone is not None:
+                    backbones[model_key] = r.backbone
+                if r.dense_encoder is not None:
+                    dense[dense_key] = r.dense_encoder
+                self.indexes[name] = Served(name, r, _token_counter(r, counters))
+            self.state = "ready"
+        except Exception as exc:  # reported by /health and the server's log; the process then stops
+            self.state, self.error = "failed", str(exc)
+            raise
+
+    def close(self) -> None:
+        for batcher in self.batchers:
+            batcher.close()
+
+    # reading
+
+    def index(self, name: str | None) -> Served:
+        """A served index by name (the first one served when None); unknown names are a 404."""
+        self._ready()
+        if name is None:
+            return next(iter(self.indexes.values()))
+        if not isinstance(name, str) or name not in self.indexes:
+            raise ServiceError(404, f"no index named {name!r} is served (served: {', '.join(self.indexes)})")
+        return self.indexes[name]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each served index: name, path, documents, legs, modes, and whether a write is running."""
+        self._ready()
+        return [s.summary() for s in self.indexes.values()]
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.state}
+        if self.error:
+            body["error"] = self.error
+        if self.state == "ready":
+            body["indexes"] = list(self.indexes)
+            body["batching"] = {"wait_ms": self.config.wait_ms, "max_batch": self.config.max_batch,
+                                "indexes": [b.stats() for b in self.batchers]}
+        return body
+
+    def search(self, queries: list[str], *, index: str | None, k: int, mode: str, filter: Any,
+               explain: bool) -> list[dict[str, Any]]:
+        """The CLI's result objects for queries (ids 1, 2, ...), after every limit is checked."""
+        served = self.index(index)
+        self._check_search(served, queries, k, mode, filter)
+        try:
+            hits = served.retriever.search_batch(queries, k=k, mode=mode, explain=explain, filter=filter)
+        except RetrieverError as exc:
+            raise ServiceError(400, str(exc)) from None
+        return [api.result(str(i), q, mode, h) for i, (q, h) in enumerate(zip(queries, hits, strict=True), 1)]
+
+    def document(self, index: str | None, doc_id: str) -> dict[str, Any]:
+        served = self.index(index)
+        doc = served.retriever.document(doc_id)
+        if doc is None:
+            raise ServiceError(404, f"index {served.name!r} has no document {doc_id!r}")
+        return doc
+
+    def _check_search(self, served: Served, queries: list[str], k: int, mode: str, filter: Any) -> None:
+        limits = self.config.limits
+        if not queries:
+            raise ServiceError(400, "no query: give at least one")
+        if len(queries) > limits.max_batch_queries:
+            raise ServiceError(400, f"{len(queries)} queries in one request; the limit is {limits.max_batch_queries}")
+        if k > limits.max_k:
+            raise ServiceError(400, f"k is {k}; the limit is {limits.max_k}")
+        if mode not in served.retriever.modes:
+            raise ServiceError(400, f"index {served.name!r} has no mode {mode!r} "
+                                    f"(modes: {', '.join(served.retriever.modes)})")
+        try:
+            check_queries(queries)
+            parse_filter(filter)
+        except RetrieverError as exc:
+            raise ServiceError(400, str(exc)) from None
+        for number, query in enumerate(queries, start=1):
+            where = f"query {number}" if len(queries) > 1 else "the query"
+            if len(query) > limits.max_query_chars:
+                raise ServiceError(400, f"{where} has {len(query):,} characters; "
+                                        f"the limit is {limits.max_query_chars:,}")
+            if (tokens := served.count_tokens(query)) > limits.max_query_tokens:
+                raise ServiceError(400, f"{where} has {tokens:,} tokens; the limit is {limits.max_query_tokens:,}")
+
+    def _ready(self) -> None:
+        if self.state != "ready":
+            raise ServiceError(503, f"the server is {self.state}" + (f": {self.error}" if self.error else "")
+                               + ("; GET /health says when it is ready" if self.state == "loading" else ""))
+
+    # writing
+
+    def authorize(self, header: str | None) -> None:
+        """Writes need --allow-writes and the bearer token; compared in constant time."""
+        if self.config.token is None:
+            raise ServiceError(403, "writes are off; start the server with --allow-writes --token-file FILE")
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.config.token.encode()):
+            raise ServiceError(401, "a write needs the header 'Authorization: Bearer TOKEN' with the server's token")
+
+    def add(self, index: str, documents: list[Any], upsert: bool) -> dict[str, Any]:
+        """Add (or with upsert replace) documents; searches answer from the old index until it lands."""
+        served = self.index(index)
+        if not documents:
+            raise ServiceError(400, "no documents to add")
+        if len(documents) > self.config.limits.max_write_documents:
+            raise ServiceError(400, f"{len(documents):,} documents in one request; the limit is "
+                                    f"{self.config.limits.max_write_documents:,}")
+        try:
+            docs = list(documents_from(documents))  # every document checked before any work
+        except RetrieverError as exc:
+            raise ServiceError(400, str(exc)) from None
+        with self._writing(served):
+            manifest = served.retriever.add(docs, upsert=upsert)
+        return {"index": served.name, "added": manifest["updates"][-1]["added"],
+                "replaced": manifest["updates"][-1]["replaced"], "documents": manifest["documents"]}
+
+    def delete(self, index: str, doc_id: str) -> dict[str, Any]:
+        served = self.index(index)
+        if served.retriever.searcher.row(doc_id) is None:
+            raise ServiceError(404, f"index {served.name!r} has no document {doc_id!r}")
+        with self._writing(served):
+            manifest = served.retriever.delete([doc_id])
+        return {"index": served.name, "deleted": doc_id, "documents": manifest["documents"]}
+
+    @contextmanager
+    def _writing(self, served: Served) -> Iterator[None]:
+        """One write per index at a time (another gets a 409); the engine's refusals become 4xx."""
+        if not served.write_lock.acquire(blocking=False):
+            raise ServiceError(409, f"index {served.name!r} is being written; try again when that write is done")
+        try:
+            yield
+        except BusyError as exc:  # a writer outside this server (`retriever add`) holds the index
+            raise ServiceError(409, str(exc)) from None
+        except ServiceError:
+            raise
+        except RetrieverError as exc:
+            raise ServiceError(400, str(exc)) from None
+        finally:
+            served.write_lock.release()
+
+
+def _token_counter(r: api.Retriever, cache: dict[int, Callable[[str], int]]) -> Callable[[str], int]:
+    """Counts a query's tokens with the index's first model's tokenizer (a private copy, so counting never
+    waits for a running forward pass), or its words when it has no model."""
+    model = next((m for m in (r.backbone, r.tokenizer, r.dense_encoder) if m is not None), None)
+    if model is None:
+        return lambda text: len(text.split())
+    if id(model) not in cache:
+        if r.backbone is not None:
+            tokenizer, lock = r.backbone.side_tokenizer()
+        else:  # the LLM's tokenizer alone (own-token queries), or the dense encoder's
+            tokenizer = model if model is r.tokenizer else model.tokenizer
+            tokenizer, lock = copy.deepcopy(tokenizer), threading.Lock()
+
+        def count(text: str) -> int:
+            with lock:
+                return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+        cache[id(model)] = count
+    return cache[id(model)]
