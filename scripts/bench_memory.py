@@ -40,7 +40,7 @@ def folder_mb(folder: Path) -> float:
 
 def build(corpus: Path, index: Path, max_tokens: int, model: str) -> dict:
     """One build in a child process; ru_maxrss of the children is read before and after it runs."""
-    cmd = [sys.executable, "-c", "from retriever.cli.main import main; main()", "index", str(corpus),
+    cmd = [sys.executable, "-c", "from retriever.cli import main; main()", "index", str(corpus),
            "--index", str(index), "--model", model, "--max-tokens", str(max_tokens), "--quiet", "--json"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})

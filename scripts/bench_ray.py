@@ -53,7 +53,7 @@ print(json.dumps({"same_ids": same, "max_rel_score_diff": worst, "pc_sample": PC
 
 
 def build(corpus: Path, index: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-c", "from retriever.cli.main import main; main()", "index", str(corpus), "--index",
+    cmd = [sys.executable, "-c", "from retriever.cli import main; main()", "index", str(corpus), "--index",
            str(index), "--quiet", "--json", *extra]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

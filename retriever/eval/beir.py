@@ -74,7 +74,7 @@ def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: st
         wanted = [d.id for d in read_corpus(corpus)]
         if retriever.searcher.ids != wanted:
             raise InputError(f"the index at {index_dir} was not built from this corpus "
-                             f"({len(retriever.search.searcher.ids)} documents vs {len(wanted)}); "
+                             f"({len(retriever.searcher.ids)} documents vs {len(wanted)}); "
                              "pass --rebuild or another --index", str(corpus))
         return retriever
     return Retriever.build(corpus, index_dir, model=model, backbone=backbone, dtype=dtype, settings=settings,
@@ -226,7 +226,7 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
     report = {
         "dataset": folder.name, "split": split, "queries": len(test.queries), "depth": depth,
         "ignore_identical_ids": ignore_identical_ids,
-        "index": {"path": str(retriever.path), "documents": len(retriever.search.searcher.ids),
+        "index": {"path": str(retriever.path), "documents": len(retriever.searcher.ids),
                   "model": retriever.manifest["model"]["name"], "method": s.method, "legs": list(legs),
                   "max_tokens": s.max_tokens, "dense_model": s.dense_model},
         "fusion": {"fusion": s.fusion, "weights": s.weights, "rrf_k": s.rrf_k,

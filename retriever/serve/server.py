@@ -280,7 +280,7 @@ class ServerProcess:
     def start(self) -> subprocess.Popen:
         """Start the server and return at once (it binds, then loads: /health says when it is ready)."""
         self._out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen([sys.executable, "-m", "retriever.cli.main", "serve", *self.args,
+        self.process = subprocess.Popen([sys.executable, "-m", "retriever.cli", "serve", *self.args,
                                          "--port", str(self.port)], stdout=self._out, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(self.env or {})})
         return self.process
