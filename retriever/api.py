@@ -322,12 +322,14 @@ class Retriever:
         self.manifest, self.searcher = manifest, searcher  # searches in flight keep the version they took
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
-                   record: dict[str, Any] | None = None) -> None:
-        """Store a fusion choice (e.g. tuned on a training split) in the index, for every later search."""
+                   record: dict[str, Any] | None = None, params: dict[str, float] | None = None) -> None:
+        """Store a fusion choice (e.g. tuned on a training split) in the index, for every later search;
+        params: the fusion's own (its defaults when None)."""
         with exclusive(self.path):  # the index on disk now, not as loaded: an add may have landed since
             current = read_manifest(self.path)
-            settings = IndexSettings.from_dict({**current["settings"], "fusion": fusion,
-                                                "weights": weights or current["settings"]["weights"]})
+            previous = IndexSettings.from_dict(current["settings"])
+            settings = IndexSettings.from_dict({**previous.to_dict(), "fusion": fusion, "fusion_params": params or {},
+                                                "weights": weights or previous.weights})
             manifest = {**current, "settings": settings.to_dict(), **({"tuned": record} if record else {})}
             rewrite_manifest(self.path, manifest)
         self.manifest = {**self.manifest, "settings": manifest["settings"], **({"tuned": record} if record else {})}

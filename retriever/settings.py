@@ -15,7 +15,7 @@ from .legs.lexical import LexicalConfig
 from .legs.registry import leg_names, leg_type, query_models
 from .models.encoders import PROMPT_FORMATS, Method, make_method
 from .models.sentence import DEFAULT_DENSE_MODEL
-from .search.fusion import FUSIONS
+from .search.fusion import fusion_names, fusion_params
 
 LEGS = ("dense", "sparse", "lexical")  # a new index's legs by default
 # The fusion tuned on SciFact train (809 queries; DBSF won the grid of convex, DBSF and RRF) for the default
@@ -37,7 +37,7 @@ class IndexSettings:
     sparse: SparseConfig = field(default_factory=SparseConfig)
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     fusion: str = DEFAULT_FUSION
-    rrf_k: float = 60.0
+    fusion_params: dict[str, float] = field(default_factory=dict)  # the fusion's own (search/fusion.py)
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     # the dense leg's trained sentence encoder (sentence.py; None: the LLM's method vectors)
     dense_model: str | None = field(default_factory=lambda: DEFAULT_DENSE_MODEL)
@@ -49,8 +49,12 @@ class IndexSettings:
             raise RetrieverError(f"legs must be a non-empty subset of {leg_names()}, not {self.legs}")
         if self.dense_kind not in KINDS:
             raise RetrieverError(f"dense index kind must be one of {KINDS}")
-        if self.fusion not in FUSIONS:
-            raise RetrieverError(f"fusion must be one of {FUSIONS}")
+        if self.fusion not in fusion_names():
+            raise RetrieverError(f"fusion must be one of {fusion_names()}, not {self.fusion!r}")
+        try:
+            self.fusion_params = fusion_params(self.fusion, self.fusion_params)
+        except ValueError as error:
+            raise RetrieverError(str(error)) from None
         if self.dense_model is not None and "dense" not in self.legs:
             self.dense_model = None  # no dense leg: nothing for a dense model to do
         if self.prompt_format not in PROMPT_FORMATS:
@@ -99,5 +103,11 @@ class IndexSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
         """Indexes written before prompt_format existed were encoded with the split format, and before
-        dense_model existed their dense leg was the LLM's."""
-        return cls(**{"prompt_format": "split", "dense_model": None, **data})
+        dense_model existed their dense leg was the LLM's; before the fusion registry, RRF's k was a field
+        of its own (rrf_k, stored by every index whatever its fusion)."""
+        data = {"prompt_format": "split", "dense_model": None, **data}
+        if "rrf_k" in data:
+            rrf_k = data.pop("rrf_k")
+            if data.get("fusion", DEFAULT_FUSION) == "rrf" and "fusion_params" not in data:
+                data["fusion_params"] = {"k": rrf_k}
+        return cls(**data)

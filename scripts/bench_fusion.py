@@ -31,7 +31,7 @@ from retriever.api import Retriever
 from retriever.eval.beir import read_split
 from retriever.eval.evaluate import evaluate, retrieval_measures
 from retriever.eval.tuning import Scored, fused_run, simplex
-from retriever.search.fusion import WEIGHTED
+from retriever.search.fusion import fusion_names, get_fusion
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical
@@ -77,8 +77,8 @@ def scores_per_query(indexes: list[Retriever], texts: list[str], variant, depth:
 
 def tune(scored: list[Scored], qrels, legs: tuple[str, ...], fusion: str, step: float) -> dict:
     """The best setting of one fusion over one subset of legs on the tuning split."""
-    if len(legs) == 1 or fusion == "rrf":
-        weights = None if fusion == "rrf" else {legs[0]: 1.0}
+    if len(legs) == 1 or not get_fusion(fusion).weighted:
+        weights = None if len(legs) > 1 else {legs[0]: 1.0}
         run = fused_run(scored, fusion if len(legs) > 1 else "convex", weights, depth=10)
         return {"weights": weights, "value": evaluate(run, qrels, ["ndcg_cut_10"])["ndcg_cut_10"]}
     best = None
@@ -163,7 +163,7 @@ def measure(args, indexes: list[Retriever], key_tokens: str | None, subsets) -> 
         for subset in itertools.combinations(legs, size):
             if subsets is not None and not any(set(subset) == set(s) for s in subsets):
                 continue
-            for fusion in (("convex",) if size == 1 else (*WEIGHTED, "rrf")):
+            for fusion in (("convex",) if size == 1 else fusion_names()):
                 best = tune(restrict(scored["train"], subset), splits["train"].qrels, subset, fusion, args.step)
                 test_run = fused_run(restrict(scored["test"], subset), fusion, best["weights"], depth=100)
                 measures = retrieval_measures(test_run, splits["test"].qrels)

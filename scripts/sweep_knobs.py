@@ -203,7 +203,7 @@ def measure_variant(searcher, splits: dict, base: dict, query_rows: dict) -> dic
     for name, split in splits.items():
         for leg in ("dense", "sparse"):
             line[f"{leg}_{name}"] = retrieval_measures(leg_run(scored[name], leg), split.qrels)["nDCG@10"]
-    test_fused = fused_run(scored["test"], best["fusion"], best["weights"], searcher.settings.rrf_k, 100)
+    test_fused = fused_run(scored["test"], best["fusion"], best["weights"], best["params"], 100)
     line["hybrid_test"] = retrieval_measures(test_fused, splits["test"].qrels)["nDCG@10"]
     line["sparse_over_dense_test"] = round(line["sparse_test"] / line["dense_test"], 3)
     return line

@@ -36,8 +36,8 @@ from ..models.backbones import DEFAULT_MODEL, PRESETS, install_preset, is_instal
 from ..models.encoders import DEFAULT_METHOD, method_names
 from ..models.sentence import DEFAULT_DENSE_MODEL, SENTENCE_PRESETS
 from ..search.filters import parse_filter
-from ..search.fusion import FUSIONS
-from ..search.searcher import MODES, check_queries
+from ..search.fusion import fusion_names
+from ..search.searcher import check_queries
 from ..serve.service import Limits, ServeConfig, index_names, read_token
 from ..settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
 
@@ -128,6 +128,41 @@ def _method_params(pairs: tuple[str, ...], layer: int | None) -> dict:
     return params
 
 
+class Registered(click.ParamType):
+    """A name from a registry, looked up when the option is parsed rather than when this module is imported,
+    so a leg or fusion registered from outside (a plugin, a test) is accepted and listed in --help."""
+
+    name = "name"
+
+    def __init__(self, names, what: str):
+        self.names, self.what = names, what
+
+    def get_metavar(self, *args, **kwargs) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value, param, ctx):
+        if value in self.names():
+            return value
+        self.fail(f"{value!r} is not a known {self.what} (known: {', '.join(self.names())})", param, ctx)
+
+
+def _modes() -> tuple[str, ...]:
+    return ("hybrid", *leg_names())
+
+
+def _fusion_params(pairs: tuple[str, ...]) -> dict[str, float]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            params[key] = float(value)
+            if not sep or not key:
+                raise ValueError
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=NUMBER, got {pair!r}", param_hint="--fusion-param") from None
+    return params
+
+
 def _weights(pairs: tuple[str, ...]) -> dict[str, float]:
     weights = dict(DEFAULT_WEIGHTS)
     for pair in pairs:
@@ -200,8 +235,10 @@ _INDEX_OPTIONS = [
                  help="BM25 term-frequency saturation."),
     click.option("--b", "bm25_b", type=click.FloatRange(0, 1), default=LexicalConfig.b, show_default=True,
                  help="BM25 length normalisation."),
-    click.option("--fusion", type=click.Choice(FUSIONS), default=IndexSettings.fusion, show_default=True),
-    click.option("--rrf-k", type=float, default=IndexSettings.rrf_k, show_default=True),
+    click.option("--fusion", type=Registered(fusion_names, "fusion"), default=IndexSettings.fusion,
+                 show_default=True),
+    click.option("--fusion-param", "fusion_params", multiple=True, metavar="NAME=NUMBER",
+                 help="A parameter of the fusion (repeatable), e.g. k=60 for rrf; its defaults otherwise."),
     click.option("--weight", "weights", multiple=True, metavar="LEG=WEIGHT",
                  help=f"Leg weight for --fusion convex (repeatable; defaults "
                       f"{', '.join(f'{k}={v}' for k, v in DEFAULT_WEIGHTS.items())}, tuned on SciFact train)."),
@@ -247,7 +284,8 @@ def _settings(opts: dict) -> tuple[IndexSettings, dict]:
         dense_kind=opts.pop("dense_index"),
         sparse=_sparse_config(opts),
         lexical=LexicalConfig(k1=opts.pop("k1"), b=opts.pop("bm25_b")),
-        fusion=opts.pop("fusion"), rrf_k=opts.pop("rrf_k"), weights=_weights(opts.pop("weights")))
+        fusion=opts.pop("fusion"), fusion_params=_fusion_params(opts.pop("fusion_params")),
+        weights=_weights(opts.pop("weights")))
     return settings, opts
 
 
@@ -474,7 +512,7 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
               help="Search every query of FILE: BEIR queries.jsonl, a TSV of id<TAB>text, or - for stdin "
                    "(one query a line).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
+@click.option("--mode", type=Registered(_modes, "mode"), default="hybrid", show_default=True)
 @click.option("--filter", "filter_", metavar="JSON",
               help='Only documents whose metadata match, e.g. \'{"topic": "volcano"}\', \'{"year": {"gte": 2000}}\', '
                    '\'{"_id": {"prefix": "doc-"}}\' (README: filters).')
@@ -566,7 +604,8 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     if "lexical" in s["legs"]:
         lines.append(("lexical (BM25)", json.dumps(s["lexical"])))
     if len(s["legs"]) > 1:
-        lines.append(("fusion", f"{s['fusion']} (rrf k {s['rrf_k']}, weights {json.dumps(s['weights'])})"))
+        params = f"{json.dumps(settings.fusion_params)}, " if settings.fusion_params else ""
+        lines.append(("fusion", f"{settings.fusion} ({params}weights {json.dumps(settings.weights)})"))
     if tuned := data.get("tuned"):
         lines.append(("  tuned", f"on {tuned['split']} ({tuned['queries']} queries): {tuned['measure']} "
                                  f"{tuned['value']:.4f}, {tuned['settings_tried']} settings tried, {tuned['at']}"))

@@ -220,7 +220,7 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
         tuned = {"split": tune_split, "queries": len(train.queries), "measure": "nDCG@10",
                  "value": best["value"], "grid_step": tune_step, "settings_tried": len(tried),
                  "legs_alone": single, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        retriever.set_fusion(best["fusion"], best["weights"], tuned)
+        retriever.set_fusion(best["fusion"], best["weights"], tuned, best["params"])
     runs = run_split(retriever, test, depth, ignore_identical_ids, on_queries)
     s = retriever.searcher.settings
     report = {
@@ -229,7 +229,7 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
         "index": {"path": str(retriever.path), "documents": len(retriever.searcher.ids),
                   "model": retriever.manifest["model"]["name"], "method": s.method, "legs": list(legs),
                   "max_tokens": s.max_tokens, "dense_model": s.dense_model},
-        "fusion": {"fusion": s.fusion, "weights": s.weights, "rrf_k": s.rrf_k,
+        "fusion": {"fusion": s.fusion, "weights": s.weights, "params": s.fusion_params,
                    "tuned": retriever.manifest.get("tuned")},
         "results": {name: retrieval_measures(run, test.qrels) for name, run in runs.runs.items()},
         "seconds": {k: round(v, 3) for k, v in runs.seconds.items()},

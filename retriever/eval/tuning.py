@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..search.fusion import WEIGHTED, fuse
+from ..search.fusion import fuse, fusion_names, get_fusion
 from .evaluate import evaluate
 
 Run = dict[str, dict[str, float]]
-TIE_ORDER = ("rrf", "dbsf", "convex")  # equal scores pick the later: the plainer function
 
 
 @dataclass
@@ -38,10 +37,10 @@ def simplex(legs: Sequence[str], step: float) -> list[dict[str, float]]:
 
 
 def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float] | None = None,
-              rrf_k: float = 60.0, depth: int = 10) -> Run:
+              params: Mapping[str, float] | None = None, depth: int = 10) -> Run:
     run: Run = {}
     for q in scored:
-        fused = fuse(q.scores, fusion, rrf_k, weights)
+        fused = fuse(q.scores, fusion, weights, params)
         top = np.argsort(-fused, kind="stable")[:depth]
         run[q.query_id] = {q.doc_ids[i]: float(fused[i]) for i in top}
     return run
@@ -49,16 +48,17 @@ def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float
 
 def tune_weights(scored: Sequence[Scored], qrels: Mapping[str, Mapping[str, int]], legs: Sequence[str],
                  step: float = 0.05, measure: str = "ndcg_cut_10") -> tuple[dict, list[dict]]:
-    """The best fusion on the tuning split: convex (min-max) or DBSF weights over the grid, or RRF if it
-    measures better; a tie goes to convex, then DBSF.
+    """The best fusion on the tuning split, over every registered one (search/fusion.py): a weighted fusion
+    at every point of the weight grid, the others once with their default parameters; a tie goes to the
+    plainer (Fusion.plainness: convex, then DBSF, then RRF).
 
     Returns the chosen setting and every setting tried with its score (for the report and the plot).
     """
     tried = []
-    for fusion, weights in itertools.product(WEIGHTED, simplex(legs, step)):  # every point sums to 1
-        value = evaluate(fused_run(scored, fusion, weights), qrels, [measure])[measure]
-        tried.append({"fusion": fusion, "weights": weights, "value": value})
-    value = evaluate(fused_run(scored, "rrf"), qrels, [measure])[measure]
-    tried.append({"fusion": "rrf", "weights": None, "value": value})
-    best = max(tried, key=lambda t: (t["value"], TIE_ORDER.index(t["fusion"])))
+    for name in fusion_names():
+        fusion = get_fusion(name)
+        for weights in simplex(legs, step) if fusion.weighted else [None]:  # every point sums to 1
+            value = evaluate(fused_run(scored, name, weights, fusion.params), qrels, [measure])[measure]
+            tried.append({"fusion": name, "weights": weights, "params": dict(fusion.params), "value": value})
+    best = max(tried, key=lambda t: (t["value"], get_fusion(t["fusion"]).plainness))
     return best, tried

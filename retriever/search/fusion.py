@@ -3,16 +3,74 @@
 Every function here takes, for one query, each leg's exact score for the same candidate list (the union
 of the legs' top lists, with a document missing from one leg's list rescored exactly by that leg), so
 nothing has to guess a missing score. Raw scores are never added: the legs' scales differ.
+
+A fusion is one registered entry (`register_fusion`): settings, the CLI's `--fusion`/`--fusion-param` and
+tuning (eval/tuning.py) read the registry, so a new one is one entry here or one call from outside.
+Errors are ValueError: the callers that face a user (settings, the CLI) say which input was wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-FUSIONS = ("rrf", "convex", "dbsf")
-WEIGHTED = ("convex", "dbsf")  # the fusions that take leg weights
+Scores = Mapping[str, np.ndarray]
+# (each leg's scores of the candidates, the leg weights, the fusion's parameters) -> one fused score each
+FusionFunction = Callable[[Scores, Mapping[str, float], Mapping[str, float]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A way to fuse the legs' scores, as the registry knows it.
+
+    weighted: it takes leg weights, so tuning searches the weight simplex for it (else it is tried once);
+    params: its own parameters and their defaults (an index stores the values it uses);
+    plainness: among fusions that tune to the same score, the plainest is kept (the highest number).
+    """
+
+    name: str
+    function: FusionFunction
+    weighted: bool
+    params: dict[str, float] = field(default_factory=dict)
+    plainness: int = 0
+
+
+_FUSIONS: dict[str, Fusion] = {}
+
+
+def register_fusion(fusion: Fusion) -> Fusion:
+    """Make a fusion known by its name: settings, the CLI's --fusion and tuning all read the registry."""
+    if fusion.name in _FUSIONS and _FUSIONS[fusion.name] != fusion:
+        raise ValueError(f"a fusion named '{fusion.name}' is already registered")
+    _FUSIONS[fusion.name] = fusion
+    return fusion
+
+
+def unregister_fusion(name: str) -> None:
+    _FUSIONS.pop(name, None)
+
+
+def fusion_names() -> tuple[str, ...]:
+    return tuple(_FUSIONS)
+
+
+def get_fusion(name: str) -> Fusion:
+    try:
+        return _FUSIONS[name]
+    except KeyError:
+        raise ValueError(f"fusion must be one of {fusion_names()}, not {name!r}") from None
+
+
+def fusion_params(name: str, given: Mapping[str, float] | None = None) -> dict[str, float]:
+    """A fusion's parameters: its defaults, overridden by given; a name it does not take is an error."""
+    fusion = get_fusion(name)
+    unknown = set(given or {}) - set(fusion.params)
+    if unknown:
+        known = ", ".join(fusion.params) or "none"
+        raise ValueError(f"fusion {name!r} takes no parameter {', '.join(sorted(unknown))} (it takes: {known})")
+    return {**fusion.params, **{k: float(v) for k, v in (given or {}).items()}}
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
@@ -63,10 +121,14 @@ def _length(scores: Mapping[str, np.ndarray]) -> int:
     return lengths.pop() if lengths else 0
 
 
-def fuse(scores: Mapping[str, np.ndarray], method: str = "rrf", rrf_k: float = 60.0,
-         weights: Mapping[str, float] | None = None) -> np.ndarray:
-    if method == "rrf":
-        return rrf(scores, rrf_k)
-    if method in WEIGHTED:
-        return convex(scores, weights or {leg: 1.0 for leg in scores}, min_max if method == "convex" else distribution)
-    raise ValueError(f"fusion must be one of {FUSIONS}, not {method!r}")
+def fuse(scores: Scores, method: str = "rrf", weights: Mapping[str, float] | None = None,
+         params: Mapping[str, float] | None = None) -> np.ndarray:
+    """The fused score of every candidate under a registered fusion (equal leg weights when None)."""
+    fusion = get_fusion(method)
+    return fusion.function(scores, weights or {leg: 1.0 for leg in scores}, fusion_params(method, params))
+
+
+for _fusion in (Fusion("convex", lambda scores, weights, params: convex(scores, weights, min_max), True, {}, 2),
+                Fusion("dbsf", lambda scores, weights, params: convex(scores, weights, distribution), True, {}, 1),
+                Fusion("rrf", lambda scores, weights, params: rrf(scores, params["k"]), False, {"k": 60.0}, 0)):
+    register_fusion(_fusion)

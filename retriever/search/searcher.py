@@ -24,13 +24,11 @@ from ..legs.base import DENSE_MODEL, LLM, TOKENIZER, Leg, LegContext, Scorer
 from ..legs.registry import leg_names, leg_type
 from ..models.backbones import Backbone
 from ..models.encoders import Encoder
-from ..settings import LEGS, IndexSettings
+from ..settings import IndexSettings
 from ..timing import Clock
 from .batching import MicroBatcher
 from .filters import mask, parse_filter
 from .fusion import fuse
-
-MODES = ("hybrid", *LEGS)
 
 
 @dataclass
@@ -206,7 +204,7 @@ class Searcher:
         if len(candidates) == 0:  # a filter that no document (with a match) passes
             return []
         s = self.settings
-        fused = fuse(scores, s.fusion, s.rrf_k, s.weights) if len(scores) > 1 else next(iter(scores.values()))
+        fused = fuse(scores, s.fusion, s.weights, s.fusion_params) if len(scores) > 1 else next(iter(scores.values()))
         order = np.argsort(-fused, kind="stable")[:k]
         return [Result(int(candidates[i]), float(fused[i]), {leg: float(v[i]) for leg, v in scores.items()})
                 for i in order]

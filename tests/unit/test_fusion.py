@@ -37,7 +37,7 @@ def test_document_found_by_one_leg_only():
     # d3 came only from the sparse leg; its dense score was computed exactly (0.2), not set to a floor,
     # so it keeps a real dense rank (3 of 3) rather than none.
     scores = {"dense": np.array([0.8, 0.6, 0.2]), "sparse": np.array([0.0, 1.0, 4.0])}
-    fused = fuse(scores, "rrf", rrf_k=60)
+    fused = fuse(scores, "rrf", params={"k": 60})
     assert np.allclose(fused, [1 / 61 + 1 / 63, 1 / 62 + 1 / 62, 1 / 63 + 1 / 61])
     cc = fuse(scores, "convex", weights={"dense": 0.5, "sparse": 0.5})
     assert np.allclose(cc, [0.5 * 1 + 0.5 * 0, 0.5 * 2 / 3 + 0.5 * 0.25, 0.5 * 0 + 0.5 * 1])
