@@ -16,14 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .build.indexer import CHUNK, Progress, build_index
+from .build.defaults import CHUNK
+from .build.indexer import Progress, build_index
 from .build.updates import optimize_index, update_index
 from .build.verify import verify_index
-from .corpus.readers import Document, Fields, documents_from, read_corpus
+from .corpus.documents import Document, Fields, documents_from
+from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
 from .eval.evaluate import read_sts, sts_spearman
-from .index.store import check_target, disk_size, exclusive, home, last_built, read_manifest, rewrite_manifest
-from .legs.base import DENSE_MODEL, LLM, TOKENIZER
+from .index.home import home, last_built
+from .index.store import check_target, disk_size, exclusive, read_manifest, rewrite_manifest
 from .models.backbones import (
     DEFAULT_MODEL,
     PRESETS,
@@ -35,6 +37,7 @@ from .models.backbones import (
     resolve_dtype,
 )
 from .models.encoders import Encoder, defaults_for, make_method
+from .models.kinds import DENSE_MODEL, LLM, TOKENIZER
 from .models.sentence import SentenceEncoder, load_sentence_encoder
 from .search.batching import MicroBatcher
 from .search.searcher import Result, Searcher

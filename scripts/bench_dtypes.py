@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from retriever.api import evaluate_sts
-from retriever.corpus.readers import read_qrels
+from retriever.corpus.queries import read_qrels
 from retriever.eval.beir import evaluate_beir, read_trec
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device
 from retriever.settings import IndexSettings

@@ -209,15 +209,10 @@ class Bench:
 def leg_from(bench: Bench, residual: np.ndarray, max_tokens: int, overrides: dict):
     """The key-token leg a build with these settings writes and opens, from the documents' residuals."""
     from retriever.index.store import stored_contents
-    from retriever.legs.keytokens import (
-        KeyTokenLeg,
-        OwnTokens,
-        SparseConfig,
-        document_rows,
-        make_projector,
-        sample_rows,
-        scored_index,
-    )
+    from retriever.legs.keytokens.config import SparseConfig
+    from retriever.legs.keytokens.leg import KeyTokenLeg, document_rows, make_projector, scored_index
+    from retriever.legs.keytokens.own_tokens import OwnTokens
+    from retriever.legs.keytokens.projector import sample_rows
     from retriever.settings import IndexSettings
 
     config = SparseConfig(**({**BEFORE, **overrides} if overrides else {}))

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retriever.eval.beir import evaluate_beir
-from retriever.legs.keytokens import SparseConfig
+from retriever.legs.keytokens.config import SparseConfig
 from retriever.settings import IndexSettings
 
 ROOT = Path(__file__).resolve().parents[1]

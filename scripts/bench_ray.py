@@ -39,7 +39,7 @@ RUNS = {"single": [], "ray-1x2": ["--ray", "--workers", "1"], "ray-2x1": ["--ray
 COMPARE = """
 import json, sys
 from retriever import Retriever
-from retriever.legs.keytokens import PC_SAMPLE
+from retriever.legs.keytokens.projector import PC_SAMPLE
 a, b = Retriever.load(sys.argv[1]), Retriever.load(sys.argv[2])
 queries = [json.loads(line)["text"] for line in open(sys.argv[3])][:20]
 same = a.searcher.ids == b.searcher.ids

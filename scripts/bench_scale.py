@@ -31,8 +31,8 @@ import scipy.sparse as sp
 
 from retriever.index.segments import segments_of
 from retriever.index.store import read_manifest
-from retriever.legs.dense import normalize
-from retriever.legs.keytokens import SparseIndex, top_positive
+from retriever.legs.dense.leg import normalize
+from retriever.legs.inverted import SparseIndex, top_positive
 
 BLOCK = 100_000
 

@@ -149,7 +149,7 @@ def agreement(args, data: Path, tmp: Path) -> dict:
 
     from retriever.corpus.readers import read_corpus
     from retriever.eval.beir import read_split
-    from retriever.legs.dense import normalize
+    from retriever.legs.dense.leg import normalize
     from retriever.models.backbones import load_backbone
     from retriever.models.encoders import Encoder, make_method
 

@@ -11,11 +11,9 @@ quiet=(-q --disable-pip-version-check)
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "${quiet[@]}" torch==2.13.0
 pip install "${quiet[@]}" -e ".[dev]"
 .venv/bin/python - <<'PY'
-from retriever.models import sentence
-from retriever.models.backbones import DEFAULT_MODEL, install_preset, is_installed
-if not is_installed(DEFAULT_MODEL):
-    install_preset(DEFAULT_MODEL, quiet=True)
-if not sentence.is_installed(sentence.DEFAULT_DENSE_MODEL):  # the trained dense leg (--dense-model)
-    sentence.install_preset(sentence.DEFAULT_DENSE_MODEL, quiet=True)
+from retriever.models.presets import DEFAULT_DENSE_MODEL, DEFAULT_MODEL, install_preset, is_installed
+for name in (DEFAULT_MODEL, DEFAULT_DENSE_MODEL):  # the LLM, and the trained dense leg (--dense-model)
+    if not is_installed(name):
+        install_preset(name, quiet=True)
 PY
 echo "setup done: $(.venv/bin/retriever --version)"

@@ -35,17 +35,11 @@ from retriever.corpus.readers import read_corpus
 from retriever.eval.beir import corpus_file, read_split, run_split
 from retriever.eval.evaluate import retrieval_measures
 from retriever.eval.tuning import Scored, fused_run, tune_weights
-from retriever.legs.keytokens import (
-    KeyTokenLeg,
-    OwnTokens,
-    SparseConfig,
-    SparseIndex,
-    first_component,
-    make_projector,
-    own_token_ids,
-    token_idf,
-    with_idf,
-)
+from retriever.legs.inverted import SparseIndex, token_idf, with_idf
+from retriever.legs.keytokens.config import SparseConfig
+from retriever.legs.keytokens.leg import KeyTokenLeg, make_projector
+from retriever.legs.keytokens.own_tokens import OwnTokens, own_token_ids
+from retriever.legs.keytokens.projector import first_component
 from retriever.models.backbones import load_backbone
 from retriever.models.encoders import Encoder
 from retriever.models.encoders.pooling import HiddenStatePooling

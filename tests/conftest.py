@@ -42,17 +42,18 @@ def tier_guard(request, monkeypatch):
     """Within this process: no model at all in unit/, no preset (the real weights) in tiny/ (where a new
     index's dense leg is the tiny LLM's own: tests/tiny/conftest.py)."""
     import retriever.models.backbones as backbones
+    import retriever.models.presets as presets
     import retriever.models.sentence as sentence
 
     tier, resolve, locate = _tier(request.node), backbones.resolve, sentence.locate
 
     def guarded(spec, *args, **kwargs):
-        if tier == "unit" or (tier == "tiny" and spec in backbones.PRESETS):
+        if tier == "unit" or (tier == "tiny" and spec in presets.PRESETS):
             pytest.fail(f"a {tier} test loaded the model {spec!r}: move it to the tier it needs")
         return resolve(spec, *args, **kwargs)
 
     def guarded_dense(spec):
-        if tier == "unit" or (tier == "tiny" and spec in sentence.SENTENCE_PRESETS):
+        if tier == "unit" or (tier == "tiny" and spec in presets.SENTENCE_PRESETS):
             pytest.fail(f"a {tier} test loaded the dense model {spec!r}: move it to the tier it needs")
         return locate(spec)
 

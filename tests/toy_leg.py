@@ -1,7 +1,9 @@
-"""A fourth leg, written the way a new leg is added: this one module and one `register` call (legs.py).
+"""A fourth leg, written the way a new leg is added: this one module and one `register` call
+(retriever/legs/registry.py).
 
 It matches query words against document titles only (a binary title-word index). It needs no model, owns
-its two files and uses none of the engine's leg internals but the inverted index everyone may use.
+its two files and one option (its config: --title-min-length, stored in the manifest as "title"), and uses
+none of the engine's leg internals but the inverted index everyone may use.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,7 +21,8 @@ from retriever.errors import BadIndexError
 from retriever.index.segments import Segment, live_documents
 from retriever.index.store import FileWriter
 from retriever.legs.base import Hits, LegContext, Part, TablePart
-from retriever.legs.keytokens import SparseIndex, ragged_to_csr
+from retriever.legs.inverted import SparseIndex, ragged_to_csr
+from retriever.legs.options import option
 
 VOCABULARY = "title_vocab.json"
 POSTINGS = "title_postings"
@@ -28,8 +32,15 @@ def words(text: str) -> list[str]:
     return re.findall(r"\w+", (text or "").lower())
 
 
+@dataclass(frozen=True)
+class TitleConfig:
+    min_length: int = field(default=1, metadata=option(
+        "--title-min-length", "Title words shorter than this are not indexed.", minimum=1))
+
+
 class TitleLeg:
     name: ClassVar[str] = "title"
+    config: ClassVar[type] = TitleConfig
     title: ClassVar[str] = "title leg"
     explains: ClassVar[bool] = True
 
@@ -44,7 +55,8 @@ class TitleLeg:
     @classmethod
     def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
         vocab: dict[str, int] = {}
-        rows = [[vocab.setdefault(w, len(vocab)) for w in dict.fromkeys(words(title))]
+        shortest = ctx.settings.title.min_length
+        rows = [[vocab.setdefault(w, len(vocab)) for w in dict.fromkeys(words(title)) if len(w) >= shortest]
                 for part in parts for title in part.documents().column("title").to_pylist()]
         matrix = ragged_to_csr([np.array(r, np.int32) for r in rows], [np.ones(len(r), np.float32) for r in rows],
                                len(vocab))

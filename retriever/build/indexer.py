@@ -25,18 +25,19 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ..index.checkpoint import Checkpoint
-from ..corpus.readers import Document
-from ..models.encoders import Encoder, EncodeStats, defaults_for
+from ..corpus.documents import Document
 from ..errors import InputError, RetrieverError
+from ..index.checkpoint import Checkpoint
+from ..index.home import remember_last
+from ..index.segments import Segment, segment_name
+from ..index.store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive
 from ..legs.base import LegContext
 from ..legs.registry import leg_types
-from ..index.segments import Segment, segment_name
+from ..models.encoders import EncodeStats, defaults_for
 from ..settings import IndexSettings
-from ..index.store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive, remember_last
 from ..timing import Clock
-
-CHUNK = 1024  # documents read, encoded and written together; bounds the Python-side working set
+from .defaults import CHUNK
+from .encode import DocumentEncoders
 
 
 class Stages(Clock):
@@ -118,10 +119,9 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
         settings = replace(settings, method_params={**defaults_for(backbone.name, settings.method),
                                                     **settings.method_params})
     method = settings.make_method()
-    encoder = Encoder(backbone, method, settings.max_tokens, batch_tokens) if backbone is not None else None
+    encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder, batch_tokens)
     model = backbone.describe() if backbone is not None else dict(NO_MODEL)
-    dense_encoder = dense_encoder if settings.needs_dense_model else None
-    trained = dense_encoder.describe() if dense_encoder is not None else None
+    trained = encoders.dense_model.describe() if encoders.dense_model is not None else None
     with exclusive(target):
         checkpoint = Checkpoint(target, {"model": model["fingerprint"], "settings": settings.to_dict(),
                                          "dense_model": trained and trained["fingerprint"],
@@ -130,12 +130,12 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
             progress(0, 0)  # the clock starts here: model loading is not indexing
         stages = Stages()
         try:
-            if cluster is not None and (encoder is not None or dense_encoder is not None):
+            if cluster is not None and encoders.any:
                 resumed = _encode_on_cluster(stages.reading(documents), checkpoint, cluster, settings, model,
                                              (batch_tokens, chunk_size), progress, source, stages)
             else:
-                resumed = _encode_chunks(stages.reading(documents), checkpoint, (encoder, dense_encoder),
-                                         chunk_size, progress, source, stages)
+                resumed = _encode_chunks(stages.reading(documents), checkpoint, encoders, chunk_size, progress,
+                                         source, stages)
         except BaseException:
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
@@ -149,18 +149,16 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
     return manifest
 
 
-def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoders: tuple[Encoder | None, Any],
+def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoders: DocumentEncoders,
                    chunk_size: int, progress: Progress | None, source: str | None, stages: Stages) -> int:
-    """Encode and commit every chunk not committed yet; returns how many documents were already committed.
-    encoders: the LLM's and the trained dense encoder, either None where the index does not use it."""
-    encoder = encoders[0]
+    """Encode and commit every chunk not committed yet; returns how many documents were already committed."""
     resumed = seen = 0
-    tokenizer = copy.deepcopy(encoder.backbone.tokenizer) if encoder is not None else None  # the worker's own
+    tokenizer = copy.deepcopy(encoders.llm.backbone.tokenizer) if encoders.llm is not None else None  # the reader's
 
     def prepare(number: int, chunk: list[Document]):
-        if encoder is None or number < checkpoint.committed:
+        if encoders.llm is None or number < checkpoint.committed:
             return None
-        return encoder.prepare([d.content for d in chunk], tokenizer)
+        return encoders.prepare([d.content for d in chunk], tokenizer)
 
     with closing(_read_ahead(_chunks(documents, chunk_size), prepare)) as ahead:
         for number, chunk, prepared in ahead:
@@ -226,23 +224,14 @@ def _encode_on_cluster(documents: Iterable[Document], checkpoint: Checkpoint, cl
 
 
 def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Checkpoint,
-                  encoders: tuple[Encoder | None, Any], progress: Progress | None, stages: Stages) -> None:
-    """One chunk's arrays: the LLM's vectors, the dense leg's from the trained encoder where it has one."""
-    encoder, dense_encoder = encoders
-    arrays: dict[str, np.ndarray] = {}
+                  encoders: DocumentEncoders, progress: Progress | None, stages: Stages) -> None:
+    """One chunk through the encode step (encode.py), committed."""
+    encoded = encoders.encode([d.content for d in chunk], prepared, progress, stages.timing)
     info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
-    if encoder is not None:
-        encoded = encoder.encode(prepared, on_batch=progress)
-        arrays = {"dense": encoded.dense, "residual": encoded.residual}
+    if encoded.stats is not None:
         info["stats"] = asdict(encoded.stats)
-    if dense_encoder is not None:
-        with stages.timing("dense-model"):  # progress counts documents once: here only without the LLM
-            arrays["dense"] = dense_encoder.encode([d.content for d in chunk],
-                                                   on_batch=progress if encoder is None else None)
-    elif encoder is None and progress:
-        progress(len(chunk), 0)
     with stages.timing("commit"):
-        checkpoint.commit(number, chunk, arrays, info)
+        checkpoint.commit(number, chunk, encoded.arrays, info)
 
 
 def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: IndexSettings,

@@ -15,7 +15,6 @@ Needs the `ray` extra (pip install 'retriever[ray]') for everything but RayOptio
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -35,14 +34,14 @@ except ImportError:
     ray = None
     Datasource = object
 
-from ..corpus.readers import Document, Fields, as_record, corpus_format, parse_document
-from ..models.encoders import EncodeStats
+from ..corpus.documents import Document, Fields
+from ..corpus.readers import Split, reader_for, splittable
 from ..errors import InputError, RetrieverError
-from ..settings import IndexSettings
 from ..index.store import documents_table
+from ..models.encoders import EncodeStats
+from ..settings import IndexSettings
+from .encode import DocumentEncoders
 
-RAY_FORMATS = ("jsonl", "parquet")
-SPLIT_BYTES = 32 << 20  # a plain JSONL file is read in byte ranges of this size, one read task each
 BLOCK_DOCUMENTS = 2048  # documents per block a read task hands on
 STAT_FIELDS = ("tokens", "padded_tokens", "truncated", "tokenize_seconds", "forward_seconds")
 
@@ -79,79 +78,37 @@ def check_source(source: str | None) -> None:
     before the model loads; a list of documents from the Python API is handed over as one table instead."""
     if ray is None:
         raise RetrieverError("indexing on Ray needs Ray: pip install 'retriever[ray]'")
-    if source is not None and (kind := corpus_format(Path(source))) not in RAY_FORMATS:
-        raise InputError(f"--ray reads JSONL or Parquet, not {kind}: convert the corpus, or index without --ray",
+    if source is not None and (reader := reader_for(source)).splits(Path(source)) is None:
+        formats = " or ".join(r.label for r in splittable())
+        raise InputError(f"--ray reads {formats}, not {reader.name}: convert the corpus, or index without --ray",
                          source)
 
 
 class CorpusSource(Datasource):
-    """A corpus file as Ray Data read tasks, parsed by the same code as a single-process build (corpus.py), so
-    both see the same documents: JSONL in byte ranges cut at line ends (a gzip file, which cannot be entered
-    midway, as one task), Parquet one row group per task."""
+    """A corpus file as Ray Data read tasks, one per split its reader declares (corpus/readers.py), parsed by
+    the same code as a single-process build, so both see the same documents."""
 
     def __init__(self, path: str, fields: Fields):
         super().__init__()
         self.path, self.fields = Path(path), fields
-        self.kind = corpus_format(self.path)
+        self.reader = reader_for(self.path)
 
     def estimate_inmemory_data_size(self) -> int | None:
         return self.path.stat().st_size
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list[ReadTask]:
-        if self.kind == "parquet":
-            import pyarrow.parquet as pq
+        return [ReadTask(self._reader(split), BlockMetadata(None, None, None, input_files=[str(self.path)]))
+                for split in self.reader.splits(self.path)]
 
-            groups = pq.ParquetFile(self.path).metadata.num_row_groups
-            pieces = [(i, None) for i in range(groups)]
-        elif self.path.suffix == ".gz":
-            pieces = [(0, None)]
-        else:
-            size = self.path.stat().st_size
-            pieces = [(start, min(start + SPLIT_BYTES, size)) for start in range(0, max(size, 1), SPLIT_BYTES)]
-        return [ReadTask(self._reader(start, end), BlockMetadata(None, None, None, input_files=[str(self.path)]))
-                for start, end in pieces]
-
-    def _reader(self, start: int, end: int | None):
-        path, fields, kind = self.path, self.fields, self.kind
-        if kind == "parquet":
-            return lambda: _blocks(_parquet_group(path, start, fields))
-        return lambda: _blocks(_jsonl_range(path, start, end, fields))
+    def _reader(self, split: Split):
+        reader, path, fields = self.reader, self.path, self.fields
+        return lambda: _blocks(reader.read_split(path, split, fields))
 
 
 def _blocks(documents: Iterator[Document]) -> Iterator[pa.Table]:
     while block := list(islice(documents, BLOCK_DOCUMENTS)):
         yield documents_table(block)
-
-
-def _jsonl_range(path: Path, start: int, end: int | None, fields: Fields) -> Iterator[Document]:
-    """The records on the lines that begin in [start, end) (to the end of the file when end is None): a range
-    that starts inside a line leaves that line to the range before, which reads it whole."""
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
-        if start:
-            fh.seek(start - 1)
-            fh.readline()
-        while end is None or fh.tell() < end:
-            first = fh.tell() == 0
-            raw = fh.readline()
-            if not raw:
-                return
-            text = raw.decode("utf-8-sig" if first else "utf-8")
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text.rstrip("\r\n"))
-            except ValueError as exc:  # the driver read this file through first: it changed since
-                raise InputError(f"malformed JSON in the line at byte {fh.tell() - len(raw)} ({exc}); did the "
-                                 "corpus change during the build?", str(path)) from None
-            yield parse_document(as_record(record, fields, False), str(path))
-
-
-def _parquet_group(path: Path, group: int, fields: Fields) -> Iterator[Document]:
-    import pyarrow.parquet as pq
-
-    for row in pq.ParquetFile(path).read_row_group(group).to_pylist():
-        yield parse_document(as_record(row, fields, True), str(path))
 
 
 def _drop(block: pa.Table, skip: frozenset[str]) -> pa.Table:
@@ -167,33 +124,29 @@ class BlockEncoder:
         import torch
 
         from ..models.backbones import load_backbone, pick_device, resolve_dtype
-        from ..models.encoders import Encoder
         from ..models.sentence import load_sentence_encoder
 
         job = self.job
         torch.set_num_threads(job["threads"])
         settings = IndexSettings.from_dict(job["settings"])
-        self.encoder = self.dense_encoder = None
+        backbone = dense_encoder = None
         if settings.needs_dense_model:
             dtype = resolve_dtype(job["dtype"], pick_device(job["device"]))
-            self.dense_encoder = load_sentence_encoder(settings.dense_model, dtype, job["device"])
+            dense_encoder = load_sentence_encoder(settings.dense_model, dtype, job["device"])
         if job["llm"]:
             backbone = load_backbone(job["model"], dtype=job["dtype"], device=job["device"], quiet=True)
-            self.encoder = Encoder(backbone, settings.make_method(), settings.max_tokens, job["batch_tokens"])
-        self.dtype = "" if self.encoder is None else self.encoder.backbone.describe()["dtype"]  # int8 too
+        self.encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder, job["batch_tokens"])
+        self.dtype = "" if backbone is None else backbone.describe()["dtype"]  # int8 too
 
     def __call__(self, block: pa.Table) -> dict[str, np.ndarray]:
         contents = [Document("", text, title).content for title, text in
                     zip(block.column("title").to_pylist(), block.column("text").to_pylist(), strict=True)]
         out = {name: np.array(block.column(name).to_pylist(), dtype=object) for name in block.column_names}
         out.update({f"stat_{name}": np.zeros(len(contents)) for name in STAT_FIELDS})
-        if self.encoder is not None:
-            prepared = self.encoder.prepare(contents)
-            encoded = self.encoder.encode(prepared)
-            out["dense"], out["residual"] = encoded.dense, encoded.residual
-            out.update(_row_stats(prepared, encoded.stats))
-        if self.dense_encoder is not None:
-            out["dense"] = self.dense_encoder.encode(contents)
+        encoded = self.encoders.encode(contents)
+        out.update(encoded.arrays)
+        if encoded.stats is not None:
+            out.update(_row_stats(encoded.prepared, encoded.stats))
         out["worker_dtype"] = np.array([self.dtype] * len(contents), dtype=object)
         return out
 

@@ -22,15 +22,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..corpus.readers import Document
-from ..models.encoders import Encoder, EncodeStats
+from ..corpus.documents import Document
 from ..errors import InputError, RetrieverError
-from .indexer import CHUNK, Progress
+from ..index.segments import Change, Segment, is_legacy, live_documents, segments_of
+from ..index.store import documents_table, exclusive, read_manifest, stored_contents
 from ..legs.base import LegContext, TablePart
 from ..legs.registry import leg_types
-from ..index.segments import Change, Segment, is_legacy, live_documents, segments_of
+from ..models.encoders import EncodeStats
 from ..settings import IndexSettings
-from ..index.store import documents_table, exclusive, read_manifest, stored_contents
+from .defaults import CHUNK
+from .encode import DocumentEncoders
+from .indexer import Progress
 
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
@@ -181,16 +183,11 @@ def _encode(new: list[Document], settings: IndexSettings, backbone, dense_encode
     if not new:
         return None, stats
     part = TablePart(documents_table(new))
-    if settings.needs_model:
-        encoder = Encoder(backbone, settings.make_method(), settings.max_tokens)
-        dense, residual = [], []
-        for start in range(0, len(new), CHUNK):
-            encoded = encoder.encode([d.content for d in new[start:start + CHUNK]], on_batch=progress)
-            stats.add(encoded.stats)
-            dense.append(encoded.dense)
-            residual.append(encoded.residual)
-        part.arrays = {"dense": np.concatenate(dense), "residual": np.concatenate(residual)}
-    if settings.needs_dense_model:
-        part.arrays["dense"] = dense_encoder.encode([d.content for d in new],
-                                                    on_batch=None if settings.needs_model else progress)
+    encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder)
+    runs = [encoders.encode([d.content for d in new[start:start + CHUNK]], progress=progress)
+            for start in range(0, len(new), CHUNK)]
+    for run in runs:
+        if run.stats is not None:
+            stats.add(run.stats)
+    part.arrays = {name: np.concatenate([run.arrays[name] for run in runs]) for name in runs[0].arrays}
     return part, stats

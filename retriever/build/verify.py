@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadIndexError
-from ..legs.base import Leg
-from ..legs.registry import leg_types
 from ..index.segments import live_documents, segments_of
 from ..index.store import MANIFEST, file_sha256, read_json_manifest
+from ..legs.base import Leg
+from ..legs.registry import leg_types
 
 Check = dict[str, Any]  # {"check": what, "ok": bool, "detail": str}
 

@@ -1,156 +1,202 @@
-"""Streaming readers and validation for corpora, queries and relevance judgments (BEIR layout).
+"""One reader per corpus format, the only place that knows the format: its records (each with where it came
+from, for errors), a cheap count for the progress bar, whether its rows are a table (other columns become
+metadata), and, where the format can be cut, its splits for Ray (read tasks of their own).
 
-Every record is checked as it is read, and a problem is reported with its file, line and field: on a
-corpus of millions of lines the user must be able to jump straight to the bad one.
+A new format is one class here and one entry in READERS (or a register_reader call from outside);
+`retriever index`, the API and `--ray` (when the class declares splits) all read it through read_corpus
+and reader_for.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import InputError
+from .documents import Document, Fields, as_record, parse_document, validate_unique
+from .lines import decoded_lines, json_records, open_lines
 
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    text: str
-    title: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def content(self) -> str:
-        """What gets embedded: the title carries much of a short document's meaning (BEIR does the same)."""
-        return f"{self.title}. {self.text}".strip() if self.title and self.text else (self.title or self.text)
-
-
-def _open_lines(path: Path) -> Iterator[bytes]:
-    try:
-        raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise InputError("file not found", str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", str(path)) from None
-    with raw:
-        try:
-            yield from raw
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise InputError(f"cannot read: {exc}", str(path)) from None
-
-
-def _id_of(obj: dict, source: str | None, line: int | None) -> str:
-    key = "_id" if "_id" in obj else "id"
-    if key not in obj:
-        raise InputError("missing document id", source, line, "_id")
-    value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InputError(f"id must be a string or an integer, not {type(value).__name__}", source, line, key)
-    value = str(value)
-    if not value.strip():
-        raise InputError("empty document id", source, line, key)
-    return value
-
-
-def _string_field(obj: dict, name: str, source: str | None, line: int | None, required: bool) -> str:
-    if name not in obj or obj[name] is None:
-        if required:
-            raise InputError(f"missing '{name}'", source, line, name)
-        return ""
-    value = obj[name]
-    if not isinstance(value, str):
-        raise InputError(f"'{name}' must be a string, not {type(value).__name__}", source, line, name)
-    return value
-
-
-def _encodable(value: str, source: str | None, line: int | None, name: str) -> str:
-    """JSON may spell lone surrogates (\\ud800) that no UTF-8 file or Parquet column can hold."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", source, line, name) from None
-    return value
-
-
-def parse_document(obj: Any, source: str | None = None, line: int | None = None) -> Document:
-    """Validate one corpus record (a decoded JSON object, or a dict from the Python API)."""
-    if isinstance(obj, Document):
-        obj = {"_id": obj.id, "text": obj.text, "title": obj.title, "metadata": obj.metadata}
-    if not isinstance(obj, dict):
-        raise InputError(f"expected a JSON object, got {type(obj).__name__}", source, line)
-    metadata = obj.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InputError("'metadata' must be an object", source, line, "metadata")
-    try:
-        _encodable(json.dumps(metadata, ensure_ascii=False), source, line, "metadata")
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InputError(f"metadata cannot be stored as JSON ({exc})", source, line, "metadata") from None
-    title = _encodable(_string_field(obj, "title", source, line, required=False), source, line, "title")
-    text_key = "text" if "text" in obj or "contents" not in obj else "contents"  # Pyserini's JSONL says contents
-    if obj.get(text_key) is None and not title:
-        raise InputError("missing 'text' (and no 'title' to index the document by)", source, line, "text")
-    return Document(
-        id=_encodable(_id_of(obj, source, line), source, line, "_id"),
-        text=_encodable(_string_field(obj, text_key, source, line, required=False), source, line, text_key),
-        title=title,
-        metadata=metadata,
-    )
-
-
-def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    source = str(path)
-    for number, raw in enumerate(_open_lines(path), start=1):
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a UTF-8 BOM is accepted
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at byte {exc.start}", source, number) from None
-        if not text.strip():
-            continue
-        try:
-            yield number, json.loads(text.rstrip("\r\n"))  # with the newline, an error would point past the line
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", source, number) from None
-        except RecursionError:
-            raise InputError("JSON nested too deeply", source, number) from None
-
-
-def validate_unique(documents: Iterable[tuple[Document, str | None, int | None]]) -> Iterator[Document]:
-    """Refuse duplicate ids: a second record with the same id would silently shadow the first."""
-    seen: dict[str, int | None] = {}
-    for doc, source, line in documents:
-        if doc.id in seen:
-            first = f" (first seen on line {seen[doc.id]})" if seen[doc.id] else ""
-            raise InputError(f"duplicate id '{doc.id}'{first}", source, line, "_id")
-        seen[doc.id] = line
-        yield doc
-
-
-@dataclass(frozen=True)
-class Fields:
-    """Which record fields hold the id, text and title (None: the usual names, `_id`/`id`, `text`/`contents`,
-    `title`). In CSV, TSV and Parquet every other column becomes metadata."""
-
-    id: str | None = None
-    text: str | None = None
-    title: str | None = None
-
-    def apply(self, record: dict) -> dict:
-        renamed = dict(record)
-        for standard, chosen in (("_id", self.id), ("text", self.text), ("title", self.title)):
-            if chosen is not None and chosen != standard:
-                if chosen not in record:
-                    continue  # parse_document names the missing field
-                renamed.pop(standard, None)
-                renamed[standard] = renamed.pop(chosen)
-        return renamed
-
-
-FORMATS = ("jsonl", "json", "parquet", "csv", "tsv", "folder")
 TEXT_FILES = (".txt", ".md")
+SPLIT_BYTES = 32 << 20  # a plain JSONL file is read by Ray in byte ranges of this size, one read task each
+
+Record = tuple[Path, int, Any]  # (file, line or row, the decoded record)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One read task's share of a corpus file: a byte range, a row group."""
+
+    start: int
+    end: int | None = None
+
+
+class Reader:
+    """A corpus format. records() streams (file, line or row, record); the rest have workable defaults."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]  # as messages name it
+    table: ClassVar[bool] = False  # rows of columns: every column but id, text and title becomes metadata
+
+    def records(self, path: Path) -> Iterator[Record]:
+        raise NotImplementedError
+
+    def count(self, path: Path) -> int | None:
+        """Documents to expect (a progress bar's time left); None when not cheap to tell."""
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) or None
+
+    def splits(self, path: Path) -> list[Split] | None:
+        """The pieces Ray may read apart, or None where the format cannot be cut (Ray refuses it)."""
+        return None
+
+    def read_split(self, path: Path, split: Split, fields: Fields) -> Iterator[Document]:
+        raise NotImplementedError
+
+
+class JsonLines(Reader):
+    """BEIR-style JSONL (.gz too): one JSON object a line; Ray reads it in byte ranges cut at line ends."""
+
+    name, label = "jsonl", "JSONL"
+
+    def records(self, path: Path) -> Iterator[Record]:
+        for number, obj in json_records(path):
+            yield path, number, obj
+
+    def splits(self, path: Path) -> list[Split]:
+        if path.suffix == ".gz":  # a gzip stream cannot be entered midway: one task
+            return [Split(0)]
+        size = path.stat().st_size
+        return [Split(start, min(start + SPLIT_BYTES, size)) for start in range(0, max(size, 1), SPLIT_BYTES)]
+
+    def read_split(self, path: Path, split: Split, fields: Fields) -> Iterator[Document]:
+        """The records on the lines that begin in [start, end) (to the end of the file when end is None): a
+        range that starts inside a line leaves that line to the range before, which reads it whole."""
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            if split.start:
+                fh.seek(split.start - 1)
+                fh.readline()
+            while split.end is None or fh.tell() < split.end:
+                first = fh.tell() == 0
+                raw = fh.readline()
+                if not raw:
+                    return
+                text = raw.decode("utf-8-sig" if first else "utf-8")
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text.rstrip("\r\n"))
+                except ValueError as exc:  # the driver read this file through first: it changed since
+                    raise InputError(f"malformed JSON in the line at byte {fh.tell() - len(raw)} ({exc}); did "
+                                     "the corpus change during the build?", str(path)) from None
+                yield parse_document(as_record(record, fields, False), str(path))
+
+
+class JsonArray(Reader):
+    """A JSON file holding one array of records (record n reported as row n); a .json of JSON lines is JSONL."""
+
+    name, label = "json", "a JSON array"
+
+    def records(self, path: Path) -> Iterator[Record]:
+        raw = b"".join(open_lines(path))
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path)) from None
+        if not text.lstrip().startswith("["):
+            yield from JsonLines().records(path)
+            return
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", str(path), exc.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", str(path)) from None
+        for number, obj in enumerate(data, start=1):
+            yield path, number, obj
+
+
+class Parquet(Reader):
+    """Parquet, one row group at a time (memory stays bounded); Ray reads a row group per task."""
+
+    name, label, table = "parquet", "Parquet", True
+
+    def records(self, path: Path) -> Iterator[Record]:
+        number = 0
+        for batch in _parquet(path).iter_batches():
+            for row in batch.to_pylist():
+                number += 1
+                yield path, number, row
+
+    def count(self, path: Path) -> int | None:
+        return _parquet(path).metadata.num_rows
+
+    def splits(self, path: Path) -> list[Split]:
+        return [Split(group) for group in range(_parquet(path).metadata.num_row_groups)]
+
+    def read_split(self, path: Path, split: Split, fields: Fields) -> Iterator[Document]:
+        for row in _parquet(path).read_row_group(split.start).to_pylist():
+            yield parse_document(as_record(row, fields, True), str(path))
+
+
+class Delimited(Reader):
+    """CSV or TSV with a header row (quoting as the csv module reads it); reported by line."""
+
+    table = True
+
+    def __init__(self, name: str, delimiter: str):
+        self.name, self.label, self.delimiter = name, name.upper(), delimiter
+
+    def records(self, path: Path) -> Iterator[Record]:
+        import csv
+
+        reader = csv.DictReader(decoded_lines(path), delimiter=self.delimiter)
+        try:
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    raise InputError(f"expected {len(reader.fieldnames)} columns as in the header", str(path),
+                                     reader.line_num)
+                yield path, reader.line_num, row
+        except csv.Error as exc:
+            raise InputError(f"malformed {self.label}: {exc}", str(path), reader.line_num) from None
+
+
+class Folder(Reader):
+    """Every .txt and .md file under a folder, in sorted order: id its relative path, text its content."""
+
+    name, label = "folder", "a folder of text files"
+
+    def records(self, path: Path) -> Iterator[Record]:
+        files = _text_files(path)
+        if not files:
+            raise InputError(f"no {' or '.join(TEXT_FILES)} files in this folder", str(path))
+        for file in files:
+            try:
+                text = file.read_bytes().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 at byte {exc.start}", str(file)) from None
+            yield file, 1, {"_id": file.relative_to(path).as_posix(), "text": text}
+
+    def count(self, path: Path) -> int | None:
+        return len(_text_files(path)) or None
+
+
+READERS: dict[str, Reader] = {r.name: r for r in (JsonLines(), JsonArray(), Parquet(), Delimited("csv", ","),
+                                                   Delimited("tsv", "\t"), Folder())}
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Make a format known by its name, which is also the file suffix that selects it."""
+    READERS[reader.name] = reader
+    return reader
+
+
+def unregister_reader(name: str) -> None:
+    READERS.pop(name, None)
 
 
 def corpus_format(path: Path) -> str:
@@ -163,21 +209,24 @@ def corpus_format(path: Path) -> str:
         if fh.read(4) == b"PAR1":
             return "parquet"
     suffix = path.name.removesuffix(".gz").rsplit(".", 1)[-1].lower()
-    if suffix in ("json", "parquet", "csv", "tsv"):
-        return suffix
-    return "jsonl"
+    return suffix if suffix in READERS and suffix != "folder" else "jsonl"
+
+
+def reader_for(path: str | Path) -> Reader:
+    return READERS[corpus_format(Path(path))]
+
+
+def splittable() -> list[Reader]:
+    """The formats Ray can read in pieces: those whose reader declares splits."""
+    return [r for r in READERS.values() if type(r).splits is not Reader.splits]
 
 
 def read_corpus(path: str | Path, fields: Fields | None = None) -> Iterator[Document]:
-    """Stream documents, validated and de-duplicated, from JSONL (.gz too), a JSON array, Parquet (by row
-    group), CSV or TSV with a header row, or a folder of .txt/.md files (id: the relative path)."""
-    path = Path(path)
-    fields, kind = fields or Fields(), corpus_format(path)
-    records = {"jsonl": _json_records, "json": _json_array, "parquet": _parquet_records, "csv": _csv_records,
-               "tsv": _csv_records, "folder": _folder_records}[kind](path)
-    table = kind in ("parquet", "csv", "tsv")
-    located = ((parse_document(as_record(obj, fields, table), str(where), n), str(where), n)
-               for where, n, obj in _located(path, records))
+    """Stream documents, validated and de-duplicated, from any format READERS knows."""
+    path, fields = Path(path), fields or Fields()
+    reader = reader_for(path)
+    located = ((parse_document(as_record(obj, fields, reader.table), str(where), n), str(where), n)
+               for where, n, obj in reader.records(path))
     count = 0
     for doc in validate_unique(located):
         count += 1
@@ -186,185 +235,22 @@ def read_corpus(path: str | Path, fields: Fields | None = None) -> Iterator[Docu
         raise InputError("empty corpus: no documents", str(path))
 
 
-def as_record(obj: Any, fields: Fields, table: bool) -> Any:
-    """A decoded record with the id/text/title fields renamed; a table row's other columns become metadata."""
-    if not isinstance(obj, dict):
-        return obj
-    obj = fields.apply(obj)
-    return _columns(obj) if table else obj
-
-
-def _located(path: Path, records: Iterator[tuple]) -> Iterator[tuple[Path, int, Any]]:
-    """(file, line or row, record): a folder's records name their own file."""
-    for record in records:
-        yield (path, *record) if len(record) == 2 else record
-
-
-def _json_array(path: Path) -> Iterator[tuple[int, Any]]:
-    """A JSON file holding one array of records (record n is reported as row n); a .json file of JSON lines
-    is read as JSONL."""
-    raw = b"".join(_open_lines(path))
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path)) from None
-    if not text.lstrip().startswith("["):
-        yield from _json_records(path)
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", str(path), exc.lineno) from None
-    except RecursionError:
-        raise InputError("JSON nested too deeply", str(path)) from None
-    yield from enumerate(data, start=1)
-
-
-def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """Rows of a Parquet file, one row group at a time (memory stays bounded); row n is reported as row n."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(f"cannot read as Parquet ({exc})", str(path)) from None
-    number = 0
-    for batch in table.iter_batches():
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
-
-
-def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """CSV or TSV with a header row (quoting as the csv module reads it); reported by line."""
-    import csv
-
-    reader = csv.DictReader(_decoded_lines(path), delimiter="\t" if ".tsv" in path.name else ",")
-    try:
-        for row in reader:
-            if None in row or any(v is None for v in row.values()):
-                raise InputError(f"expected {len(reader.fieldnames)} columns as in the header", str(path),
-                                 reader.line_num)
-            yield reader.line_num, row
-    except csv.Error as exc:
-        raise InputError(f"malformed {'TSV' if '.tsv' in path.name else 'CSV'}: {exc}", str(path),
-                         reader.line_num) from None
-
-
-def _columns(row: dict) -> dict:
-    """A table row as a record: the id, text and title columns as they are, every other column metadata."""
-    known = {"_id", "id", "text", "contents", "title", "metadata"}
-    record = {k: v for k, v in row.items() if k in known}
-    extra = {k: v for k, v in row.items() if k not in known and v is not None and v != ""}
-    if extra:
-        record["metadata"] = {**(record.get("metadata") or {}), **extra}
-    return record
-
-
-def _folder_records(path: Path) -> Iterator[tuple[Path, int, Any]]:
-    """Every .txt and .md file under a folder, in sorted order: id its relative path, text its content."""
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_FILES)
-    if not files:
-        raise InputError(f"no {' or '.join(TEXT_FILES)} files in this folder", str(path))
-    for file in files:
-        try:
-            text = file.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(file)) from None
-        yield file, 1, {"_id": file.relative_to(path).as_posix(), "text": text}
-
-
 def count_documents(path: str | Path) -> int | None:
     """Documents to expect, for a progress bar's time left; None when not cheap to tell."""
-    path = Path(path)
     try:
-        kind = corpus_format(path)
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(path).metadata.num_rows
-        if kind == "folder":
-            return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_FILES) or None
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) or None
+        return reader_for(path).count(Path(path))
     except Exception:  # only an estimate: never the reason a build fails
         return None
 
 
-def documents_from(items: Iterable[Any]) -> Iterator[Document]:
-    """Validate documents handed over by the Python API (dicts or Document objects)."""
-    located = ((parse_document(obj, "documents", i), "documents", i) for i, obj in enumerate(items, 1))
-    yield from validate_unique(located)
+def _parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"cannot read as Parquet ({exc})", str(path)) from None
 
 
-def read_queries(path: str | Path) -> dict[str, str]:
-    """BEIR queries.jsonl: id -> text."""
-    path = Path(path)
-    queries: dict[str, str] = {}
-    for number, obj in _json_records(path):
-        if not isinstance(obj, dict):
-            raise InputError("expected a JSON object", str(path), number)
-        qid = _id_of(obj, str(path), number)
-        queries[qid] = _string_field(obj, "text", str(path), number, required=True)
-    return queries
-
-
-def read_query_file(path: str | Path) -> dict[str, str]:
-    """Queries to search, id -> text: BEIR queries.jsonl (.jsonl, .json, .gz), a TSV of id<TAB>text, or any
-    other text file with one query a line (its id: the line number)."""
-    path = Path(path)
-    name = path.name.removesuffix(".gz")
-    if name.endswith((".jsonl", ".json")):
-        return read_queries(path)
-    if name.endswith(".tsv"):
-        queries = {}
-        for number, fields in read_tsv(path):
-            if not fields:
-                continue
-            if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-                raise InputError("expected id<TAB>text", str(path), number)
-            queries[fields[0].strip()] = fields[1]
-        return queries
-    return query_lines(_decoded_lines(path), str(path))
-
-
-def query_lines(lines, source: str) -> dict[str, str]:
-    """One query a line (stdin, a .txt file), blank lines skipped; a query's id is its line number."""
-    return {str(number): line.rstrip("\r\n") for number, line in enumerate(lines, start=1) if line.strip()}
-
-
-def _decoded_lines(path: Path) -> Iterator[str]:
-    for number, raw in enumerate(_open_lines(path), start=1):
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path), number) from None
-
-
-def read_tsv(path: str | Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a tab-separated file without quoting, as BEIR qrels and STS files ship."""
-    path = Path(path)
-    for number, raw in enumerate(_open_lines(path), start=1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8 at byte {exc.start}", str(path), number) from None
-        yield number, line.split("\t") if line else []
-
-
-def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV with a header: query-id, corpus-id, score."""
-    qrels: dict[str, dict[str, int]] = {}
-    for number, row in read_tsv(path):
-        if number == 1 and row and not row[-1].lstrip("-").isdigit():
-            continue  # header
-        if not row:
-            continue
-        if len(row) < 3:
-            raise InputError("expected query-id, corpus-id, score", str(path), number)
-        try:
-            qrels.setdefault(row[0], {})[row[1]] = int(row[-1])
-        except ValueError:
-            raise InputError(f"score is not an integer: {row[-1]!r}", str(path), number, "score") from None
-    return qrels
+def _text_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_FILES)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..api import Retriever
-from ..corpus.readers import read_corpus, read_qrels, read_queries
+from ..corpus.queries import read_qrels, read_queries
+from ..corpus.readers import read_corpus
 from ..errors import InputError
 from ..index.store import MANIFEST
 from ..settings import IndexSettings

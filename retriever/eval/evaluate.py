@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus.readers import read_tsv
+from ..corpus.queries import read_tsv
 from ..errors import InputError
 
 MEASURES = {"ndcg_cut_10": "nDCG@10", "recall_100": "Recall@100", "recip_rank": "MRR", "map": "MAP"}

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..corpus.readers import Document
+from ..corpus.documents import Document
 from ..errors import InputError, RetrieverError, StorageError
 from .store import documents_table, fsync_folder, guard_disk
 

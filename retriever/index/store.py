@@ -26,14 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from ..corpus.readers import Document
+from ..corpus.documents import Document
 from ..errors import BadIndexError, BusyError, IndexExistsError, StorageError
 
 FORMAT_VERSION = 2  # 2: a manifest over segments; 1: one flat folder (read as one segment, segments.py)
 READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.parquet"
-LAST_POINTER = ".last"
 # What loading relies on before anything else: field -> type, and the text fields inside two of them.
 REQUIRED = {"settings": dict, "documents": int, "model": dict, "files": dict}
 REQUIRED_TEXT = {"settings": ("method",), "model": ("name", "fingerprint", "dtype")}
@@ -148,25 +147,6 @@ def seal(manifest: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in manifest.items() if k != "checksum"}
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return {**body, "checksum": hashlib.sha256(canonical).hexdigest()}
-
-
-def home() -> Path:
-    """Where indexes live by default: $RETRIEVER_HOME, else ./indexes."""
-    return Path(os.environ.get("RETRIEVER_HOME") or "indexes")
-
-
-def remember_last(path: Path) -> None:
-    base = home()
-    base.mkdir(parents=True, exist_ok=True)
-    (base / LAST_POINTER).write_text(str(Path(path).resolve()))
-
-
-def last_built() -> Path:
-    pointer = home() / LAST_POINTER
-    if not pointer.exists():
-        raise BadIndexError(f"no index built yet under {home()}/; build one with `retriever index FILE` "
-                            "or name one with --index DIR")
-    return Path(pointer.read_text().strip())
 
 
 def _pid_alive(pid: int) -> bool:

@@ -28,10 +28,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from ..index.segments import Segment
     from ..index.store import FileWriter
-    from ..settings import IndexSettings
 
-LLM, DENSE_MODEL = "llm", "dense-model"  # the models a leg may need (Leg.models)
-TOKENIZER = "tokenizer"  # the LLM's tokenizer alone: what a query needs where the LLM runs at index time only
 Scorer = Callable[[np.ndarray], np.ndarray]  # candidate rows -> their exact scores in this leg
 Hits = Iterator[tuple[np.ndarray, Scorer]]  # per query: the leg's top rows, best first, and its scorer
 
@@ -59,6 +56,18 @@ class TablePart:
         return self.arrays[name]
 
 
+class Settings(Protocol):
+    """What a leg reads of the index's settings (settings.Settings is one): the engine's choices it
+    shares, and each leg's own config as an attribute named after the leg (`settings.sparse`). Declared
+    here so that no leg imports the settings, which import the legs' registry."""
+
+    legs: tuple[str, ...]
+    max_tokens: int
+    dense_model: str | None
+
+    def __getattr__(self, leg: str) -> Any: ...
+
+
 @dataclass
 class LegContext:
     """What a leg may use besides its own files: the index's settings, the model (None for an index
@@ -66,7 +75,7 @@ class LegContext:
     add: score new documents as the old ones), and, when building, a fitted state to reuse and the build's
     stage clock."""
 
-    settings: IndexSettings
+    settings: Settings
     backbone: Any = None
     documents: int = 0  # live documents in the index being opened
     u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike
@@ -85,12 +94,12 @@ class Leg(Protocol):
     explains: ClassVar[bool]  # whether explain() says why a document matched
 
     @classmethod
-    def models(cls, settings: IndexSettings) -> frozenset[str]:
+    def models(cls, settings: Settings) -> frozenset[str]:
         """Which models encode this leg's documents and queries under settings: LLM (the backbone's forward
         pass), DENSE_MODEL (a trained sentence encoder), or none."""
 
     @classmethod
-    def query_models(cls, settings: IndexSettings) -> frozenset[str]:
+    def query_models(cls, settings: Settings) -> frozenset[str]:
         """Which models encode this leg's queries: models(settings) unless the leg says otherwise, or
         TOKENIZER where a query needs the LLM's tokenizer only (legs.query_models gives the default)."""
 

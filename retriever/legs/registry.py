@@ -1,31 +1,63 @@
 """The registry of leg types, by name: the one place that knows which legs exist.
 
-Adding a leg is one module with a class that follows leg.Leg, and one `register` call (below for the
-engine's own; tests/unit/test_toy_leg.py registers a toy leg from outside). Everything that walks an
-index's legs (indexer, searcher, updates, verify) does so in registration order.
+Adding a leg is one module with a class that follows legs.base.Leg, and one `register` call (the engine's
+own are named below by where they live, and imported when first used, so that naming the legs, as the
+CLI does for --legs and --mode, loads no faiss or torch; tests/tiny/test_toy_leg.py registers a toy leg
+from outside). Everything that walks an index's legs (indexer, searcher, updates, verify) does so in
+registration order.
 """
 
 from __future__ import annotations
 
-from ..errors import RetrieverError
-from .base import Leg
-from .dense import DenseLeg
-from .keytokens import KeyTokenLeg
-from .lexical import LexicalLeg
+import importlib
+from typing import TYPE_CHECKING
 
-_LEGS: dict[str, type[Leg]] = {}
+from ..errors import RetrieverError
+
+if TYPE_CHECKING:
+    from .base import Leg
+
+# the engine's legs, in the order every loop over them takes, and their configs (legs/options.py):
+# "module:class", imported on first use
+_LEGS: dict[str, type[Leg] | str] = {"dense": "retriever.legs.dense.leg:DenseLeg",
+                                     "sparse": "retriever.legs.keytokens.leg:KeyTokenLeg",
+                                     "lexical": "retriever.legs.lexical.leg:LexicalLeg"}
+_CONFIGS: dict[str, type | str | None] = {"dense": "retriever.legs.dense.config:DenseConfig",
+                                          "sparse": "retriever.legs.keytokens.config:SparseConfig",
+                                          "lexical": "retriever.legs.lexical.config:LexicalConfig"}
+RESERVED = frozenset({"hybrid", "configs", "legs", "method", "fusion", "weights"})  # names a leg cannot take
 
 
 def register(leg: type[Leg]) -> type[Leg]:
-    """Make a leg type known by its name (usable as a class decorator)."""
-    if leg.name in _LEGS and _LEGS[leg.name] is not leg:
+    """Make a leg type known by its name, with its config (Leg.config, None for a leg without options);
+    usable as a class decorator."""
+    if leg.name in RESERVED:
+        raise RetrieverError(f"'{leg.name}' cannot name a leg")
+    if leg.name in _LEGS and leg_type(leg.name) is not leg:
         raise RetrieverError(f"a leg named '{leg.name}' is already registered")
-    _LEGS[leg.name] = leg
+    _LEGS[leg.name], _CONFIGS[leg.name] = leg, getattr(leg, "config", None)
     return leg
 
 
 def unregister(name: str) -> None:
     _LEGS.pop(name, None)
+    _CONFIGS.pop(name, None)
+
+
+def leg_config(name: str) -> type | None:
+    """The config class of a registered leg (its options), or None; imports no leg code."""
+    if name not in _LEGS:
+        leg_type(name)  # the error that names the known legs
+    config = _CONFIGS.get(name)
+    if isinstance(config, str):
+        module, _, cls = config.partition(":")
+        config = _CONFIGS[name] = getattr(importlib.import_module(module), cls)
+    return config
+
+
+def configured_legs() -> tuple[str, ...]:
+    """The registered legs that have options, in registration order."""
+    return tuple(name for name in _LEGS if _CONFIGS.get(name) is not None)
 
 
 def leg_names() -> tuple[str, ...]:
@@ -34,9 +66,13 @@ def leg_names() -> tuple[str, ...]:
 
 def leg_type(name: str) -> type[Leg]:
     try:
-        return _LEGS[name]
+        leg = _LEGS[name]
     except KeyError:
         raise RetrieverError(f"unknown leg '{name}'; known: {', '.join(_LEGS)}") from None
+    if isinstance(leg, str):
+        module, _, cls = leg.partition(":")
+        leg = _LEGS[name] = getattr(importlib.import_module(module), cls)
+    return leg
 
 
 def query_models(name: str, settings) -> frozenset[str]:
@@ -48,8 +84,4 @@ def query_models(name: str, settings) -> frozenset[str]:
 
 def leg_types(names: tuple[str, ...] | None = None) -> list[type[Leg]]:
     """The registered leg types, or those named, in registration order."""
-    return [leg for name, leg in _LEGS.items() if names is None or name in names]
-
-
-for _leg in (DenseLeg, KeyTokenLeg, LexicalLeg):
-    register(_leg)
+    return [leg_type(name) for name in _LEGS if names is None or name in names]

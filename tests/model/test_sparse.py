@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retriever.legs.keytokens import SparseConfig, make_projector
+from retriever.legs.keytokens.config import SparseConfig
+from retriever.legs.keytokens.leg import make_projector
 from retriever.settings import IndexSettings
 
 TEXTS = ["Volcanoes erupt when magma rises.", "Bees turn nectar into honey.", "The stock market fell today.",
@@ -88,7 +89,7 @@ def test_query_own_tokens_are_kept_at_least_at_the_floor(backbone):
 def test_documents_keep_their_own_tokens_plus_top_k(backbone):
     """own_tokens: a document row is its own tokens (never below the weakest top-K weight) plus its top-K,
     checked against the float64 reference with log-saturated weights."""
-    from retriever.legs.keytokens import OwnTokens
+    from retriever.legs.keytokens.own_tokens import OwnTokens
     from retriever.models.encoders import Encoder, make_method
 
     residual = Encoder(backbone, make_method("prompteol")).encode(TEXTS).residual

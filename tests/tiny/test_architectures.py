@@ -126,7 +126,7 @@ def test_va_equals_its_values_reference(family):
 
 def test_an_index_of_every_leg_builds_and_searches(family, tmp_path):
     from retriever import Retriever
-    from retriever.corpus.readers import Document
+    from retriever.corpus.documents import Document
 
     docs = [Document(str(i), t) for i, t in enumerate(TEXTS)]
     index = Retriever.build(docs, tmp_path / "idx", backbone=family)

@@ -12,7 +12,8 @@ import torch
 import retriever.api
 from retriever import Retriever
 from retriever.cli.main import main
-from retriever.legs.keytokens import SparseConfig, canonical_ids, excluded_token_ids, noise_token_ids
+from retriever.legs.keytokens.config import SparseConfig
+from retriever.legs.keytokens.own_tokens import canonical_ids, excluded_token_ids, noise_token_ids
 from retriever.settings import IndexSettings
 
 from ..conftest import DEMO
@@ -101,7 +102,7 @@ def test_folded_documents_hold_distinct_words_and_a_plural_finds_its_singular(in
 def _stored_rows(r):
     """The key-token rows as the build wrote them (before any corpus statistic)."""
     from retriever.index.segments import segments_of
-    from retriever.legs.keytokens import ROWS
+    from retriever.legs.keytokens.leg import ROWS
 
     segment = segments_of(r.path, r.manifest)[0]
     return segment.csr(ROWS, (segment.rows, r.manifest["vocab_size"]))

@@ -12,8 +12,9 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from retriever import Retriever
 from retriever.build.indexer import build_index
-from retriever.corpus.readers import documents_from
-from retriever.legs.keytokens import OwnTokens, SparseConfig, noise_token_ids
+from retriever.corpus.documents import documents_from
+from retriever.legs.keytokens.config import SparseConfig
+from retriever.legs.keytokens.own_tokens import OwnTokens, noise_token_ids
 from retriever.settings import IndexSettings
 
 from ..conftest import DEMO

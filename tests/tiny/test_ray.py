@@ -24,6 +24,7 @@ import pytest
 import ray
 
 import retriever.build.ray as distributed
+import retriever.corpus.readers as readers
 from retriever import Document, Retriever
 from retriever.build.ray import RayOptions
 from retriever.corpus.readers import read_corpus
@@ -111,7 +112,7 @@ def _ray_build(corpus: Path, target: Path, tiny_model: Path, **options) -> Retri
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_ray_build_equals_the_single_process_build(cluster, corpus, reference, tiny_model, tmp_path,
                                                      monkeypatch, workers):
-    monkeypatch.setattr(distributed, "SPLIT_BYTES", 4096)  # several read tasks, cut inside lines
+    monkeypatch.setattr(readers, "SPLIT_BYTES", 4096)  # several read tasks, cut inside lines
     assert len(distributed.CorpusSource(str(corpus), distributed.Fields()).get_read_tasks(1)) > 3
     built = _ray_build(corpus, tmp_path / "index", tiny_model, workers=workers, threads=1)
     _assert_same_index(built, reference)
@@ -163,7 +164,7 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_blocks_retried(cluster, co
             return distributed.BlockEncoder.__call__(self, block)
 
     monkeypatch.setattr(distributed, "BlockEncoder", Paced)
-    monkeypatch.setattr(distributed, "SPLIT_BYTES", 2048)  # many blocks: chunks arrive one by one, not at the end
+    monkeypatch.setattr(readers, "SPLIT_BYTES", 2048)  # many blocks: chunks arrive one by one, not at the end
 
     def killer():
         deadline = time.monotonic() + 120
@@ -192,7 +193,8 @@ class Paced(distributed.BlockEncoder):
         time.sleep(0.2)
         return distributed.BlockEncoder.__call__(self, block)
 distributed.BlockEncoder = Paced
-distributed.SPLIT_BYTES = 2048  # many read blocks, so chunks reach the driver one by one, not all at the end
+import retriever.corpus.readers as readers
+readers.SPLIT_BYTES = 2048  # many read blocks, so chunks reach the driver one by one, not all at the end
 from retriever.cli.main import main
 sys.argv[0] = "retriever"
 main()

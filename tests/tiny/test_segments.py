@@ -88,7 +88,7 @@ def test_any_sequence_of_changes_searches_as_a_fresh_build(tmp_path, tiny_backbo
     pool = _pool()
     rng.shuffle(pool)
     start = rng.randint(8, 20)
-    r = Retriever.build(pool[:start], tmp_path / "idx", backbone=tiny_backbone, dense_kind=dense_kind)
+    r = Retriever.build(pool[:start], tmp_path / "idx", backbone=tiny_backbone, dense={"kind": dense_kind})
     live, waiting, done = pool[:start], pool[start:], []
     rng.shuffle(first := ["add", "delete", "upsert"])  # each kind at least once, then any
     for i in range(7):

@@ -82,7 +82,7 @@ def test_damaged_and_missing_indexes_are_clear_errors(tmp_path, tiny_backbone):
 
 def test_single_leg_index_and_hnsw(tmp_path, tiny_backbone):
     dense_only = Retriever.build(DEMO, tmp_path / "d", backbone=tiny_backbone, legs=("dense",),
-                                 dense_kind="hnsw")
+                                 dense={"kind": "hnsw"})
     assert dense_only.search("bees", k=3, mode="dense")
     assert set(dense_only.search("bees", k=3)[0].scores) == {"dense"}
     from retriever import RetrieverError

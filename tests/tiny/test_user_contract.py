@@ -128,9 +128,9 @@ def test_verify_of_a_missing_index_says_so_rather_than_damaged(tmp_path):
 
 
 def test_progress_off_a_terminal_is_plain_lines(tmp_path, tiny_model, monkeypatch):
-    from retriever.cli import main as cli
+    from retriever.cli import progress
 
-    monkeypatch.setattr(cli._Progress, "LOG_SECONDS", 0.0)
+    monkeypatch.setattr(progress.Progress, "LOG_SECONDS", 0.0)
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"_id": str(i), "text": f"document {i}"} for i in range(40)])
     result = CliRunner().invoke(main, ["index", str(corpus), "--index", str(tmp_path / "idx"), "--model",
                                        str(tiny_model), "--chunk-size", "8"])
@@ -211,7 +211,7 @@ def test_flags_users_look_for(tmp_path, tiny_model, keep_threads):
 
 
 def test_explanations_read_as_the_query_words(built, tiny_backbone):
-    from retriever.legs.keytokens import own_token_ids
+    from retriever.legs.keytokens.own_tokens import own_token_ids
 
     query = "Glossary placeholders for honeycombs"
     pieces = own_token_ids(tiny_backbone.tokenizer, [query])[0]

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from retriever.corpus.readers import documents_from, read_corpus, read_qrels, read_queries
+from retriever.corpus.documents import documents_from
+from retriever.corpus.queries import read_qrels, read_queries
+from retriever.corpus.readers import read_corpus
 from retriever.errors import InputError
 
 from ..conftest import write_jsonl

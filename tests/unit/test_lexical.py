@@ -10,7 +10,8 @@ import pytest
 import Stemmer
 
 from retriever.errors import RetrieverError
-from retriever.legs.lexical import Analyzer, LexicalBuilder, LexicalConfig, LexicalQueries
+from retriever.legs.lexical.config import LexicalConfig
+from retriever.legs.lexical.leg import Analyzer, LexicalBuilder, LexicalQueries
 
 from ..conftest import DEMO
 

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import retriever.build.ray as distributed
+import retriever.corpus.readers as readers
 from retriever.build.ray import CorpusSource, RayOptions
 from retriever.cli.main import main
-from retriever.corpus.readers import Fields, read_corpus
+from retriever.corpus.documents import Fields
+from retriever.corpus.readers import read_corpus
 from retriever.errors import RetrieverError
 
 RECORDS = [{"_id": "a", "title": "First", "text": "plain"},
@@ -49,7 +50,7 @@ def test_byte_ranges_read_every_document_once_in_order(tmp_path_factory, split):
     path = tmp_path_factory.mktemp("ranges") / "corpus.jsonl"
     path.write_bytes(_lines())
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(distributed, "SPLIT_BYTES", split)
+        patch.setattr(readers, "SPLIT_BYTES", split)
         source = CorpusSource(str(path), Fields())
         assert len(source.get_read_tasks(1)) == -(-path.stat().st_size // split)
         assert _read(source) == _stored(path)

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from retriever import Retriever
 from retriever.cli.main import main
 from retriever.errors import RetrieverError
-from retriever.serve.service import Limits, ServeConfig, Service, ServiceError, index_names, read_token
+from retriever.serve.config import Limits, ServeConfig, index_names, read_token
+from retriever.serve.service import Service, ServiceError
 
 DOCS = [{"_id": "bees", "text": "Honey bees make honey from nectar.", "metadata": {"topic": "bees"}},
         {"_id": "lava", "text": "Lava is molten rock from a volcano.", "metadata": {"topic": "volcano"}}]

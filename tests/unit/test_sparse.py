@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from retriever.legs.keytokens import SparseConfig, SparseIndex, adjust, first_component, top_positive
+from retriever.legs.inverted import SparseIndex, top_positive
+from retriever.legs.keytokens.config import SparseConfig
+from retriever.legs.keytokens.projector import adjust, first_component
 from retriever.settings import IndexSettings
 
 
@@ -53,7 +55,7 @@ def test_inverted_index_scores_equal_dense_dot_products():
 
 
 def test_the_principal_component_sample_is_all_documents_or_a_fixed_sorted_subset():
-    from retriever.legs.keytokens import sample_rows
+    from retriever.legs.keytokens.projector import sample_rows
 
     np.testing.assert_array_equal(sample_rows(7, size=10), np.arange(7))
     rows = sample_rows(1000, size=50)
@@ -75,7 +77,7 @@ def test_top_positive_equals_sorting_the_positive_scores():
 def test_folding_takes_each_canonical_tokens_max_or_sum_over_its_variants():
     import torch
 
-    from retriever.legs.keytokens import fold_weights
+    from retriever.legs.keytokens.projector import fold_weights
 
     rng = np.random.default_rng(1)
     weights = torch.from_numpy(rng.random((3, 7)).astype(np.float32))
@@ -91,7 +93,7 @@ def test_folding_takes_each_canonical_tokens_max_or_sum_over_its_variants():
 
 
 def test_bm25_impacts_are_bm25_with_the_weight_as_term_frequency():
-    from retriever.legs.keytokens import bm25_impacts
+    from retriever.legs.inverted import bm25_impacts
 
     rows = sp.csr_matrix(np.array([[0.0, 2.0, 1.0, 0.0], [3.0, 0.0, 0.5, 0.0], [1.0, 1.0, 1.0, 4.0]], np.float32))
     idf = np.array([0.5, 1.0, 0.1, 2.0], np.float32)
@@ -107,7 +109,7 @@ def test_bm25_impacts_are_bm25_with_the_weight_as_term_frequency():
 
 
 def test_own_query_rows_are_each_own_token_once_weighted_one_or_by_idf():
-    from retriever.legs.keytokens import own_query_rows
+    from retriever.legs.keytokens.own_tokens import own_query_rows
 
     idf = np.arange(10, dtype=np.float32) / 10
     rows = own_query_rows([[3, 5, 3, 9], [1, 12]], 10, excluded={5}, idf=None)
@@ -118,7 +120,7 @@ def test_own_query_rows_are_each_own_token_once_weighted_one_or_by_idf():
 
 
 def test_new_query_sides_and_folds_are_checked_and_old_indexes_keep_the_llms_query_side():
-    from retriever.legs.keytokens import SparseConfig
+    from retriever.legs.keytokens.config import SparseConfig
 
     old = SparseConfig.from_dict({})
     assert (old.query_side, old.own_span, old.fold, old.stem) == ("model", "budget", "none", False)

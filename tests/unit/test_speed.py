@@ -11,7 +11,7 @@ import torch
 
 from retriever.build.indexer import _read_ahead
 from retriever.errors import InputError
-from retriever.legs.dense import on_gpus
+from retriever.legs.dense.leg import on_gpus
 from retriever.models import backbones
 
 

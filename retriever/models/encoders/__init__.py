@@ -1,83 +1,26 @@
-"""Embedding methods behind one interface, and the registry that maps --method names to them.
+"""Embedding methods behind one interface (base.Method), the forward pass that runs them (forward.Encoder),
+and the registry that maps --method names to them (registry.py).
 
-Any prompt method also exists with a `tp-` prefix: the same method with Token Prepending.
+The package's face is lazy, as retriever's is: naming a method or a prompt format loads no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
-from ...errors import RetrieverError
-from .base import PROMPT_FORMATS, BatchInfo, Capture, Method
-from .chat import ChatPromptPooling
-from .defaults import defaults_for
-from .forward import Encoder, EncodeStats
-from .pooling import HiddenStatePooling
-from .prepending import TokenPrepending
-from .prompts import METAEOL_TEMPLATES, PROMPTS
-from .values import AlignedWeightedValues, ValueAggregation
-
-DEFAULT_METHOD = "prompteol"
-EOL = (PROMPTS["prompteol"],)
-PROMPT_SETS = {**{name: (template,) for name, template in PROMPTS.items()}, "metaeol": METAEOL_TEMPLATES}
-
-
-def _prompt_set(prompt: str) -> tuple[str, ...]:
-    if prompt not in PROMPT_SETS:
-        raise ValueError(f"prompt must be one of {list(PROMPT_SETS)}, not {prompt!r}")
-    return PROMPT_SETS[prompt]
-
-
-METHODS: dict[str, tuple[str, Callable[..., Method]]] = {
-    "prompteol": ("PromptEOL prompt, last token",
-                  lambda layer=None: HiddenStatePooling("prompteol", "last", EOL, layer)),
-    "cot": ("Pretended chain-of-thought prompt, last token",
-            lambda layer=None: HiddenStatePooling("cot", "last", (PROMPTS["cot"],), layer)),
-    "ke": ("Knowledge-enhancement prompt, last token",
-           lambda layer=None: HiddenStatePooling("ke", "last", (PROMPTS["ke"],), layer)),
-    "metaeol": ("MetaEOL: mean of 8 task prompts' last tokens (8 forward passes per text)",
-                lambda layer=None: HiddenStatePooling("metaeol", "last", METAEOL_TEMPLATES, layer)),
-    "promptreps": ("PromptReps: 'use one most important word to represent the passage' through the instruct "
-                   "model's chat template, the answer begun; last token",
-                   lambda layer=None: ChatPromptPooling("promptreps", layer)),
-    "mean": ("mean of the hidden states over the text's tokens, no prompt",
-             lambda layer=None: HiddenStatePooling("mean", "mean", (None,), layer)),
-    "last": ("last token's hidden state, no prompt",
-             lambda layer=None: HiddenStatePooling("last", "last", (None,), layer)),
-    "va": ("Value Aggregation: value projections, mean over tokens and a layer set, no prompt",
-           lambda layers="last-half", tokens="all": ValueAggregation(layers, tokens)),
-    "aligned-wva": ("Aligned weighted values: attention outputs at the last token of a prompt (PromptEOL's; "
-                    "prompt=cot, ke or metaeol), summed over a layer set",
-                    lambda layers="all", prompt="prompteol": AlignedWeightedValues(layers, _prompt_set(prompt))),
+_NAMES = {
+    "BatchInfo": "base", "Capture": "base", "Method": "base", "PROMPT_FORMATS": "prompts",
+    "defaults_for": "defaults", "Encoder": "forward", "EncodeStats": "forward",
+    "DEFAULT_METHOD": "registry", "EOL": "registry", "METHODS": "registry", "PROMPT_METHODS": "registry",
+    "PROMPT_SETS": "registry", "make_method": "registry", "method_names": "registry",
 }
-PROMPT_METHODS = ("prompteol", "cot", "ke", "metaeol", "aligned-wva")
+__all__ = sorted(_NAMES)
 
 
-def method_names() -> list[str]:
-    return [*METHODS, *(f"tp-{m}" for m in PROMPT_METHODS)]
-
-
-def make_method(name: str, **params: Any) -> Method:
-    """Build a method by its registered name; unknown parameters fail loudly rather than being ignored.
-
-    tp-<method> takes tp_start and tp_exit besides the inner method's parameters.
-    """
-    inner_name = name.removeprefix("tp-")
-    if inner_name not in METHODS or (name.startswith("tp-") and inner_name not in PROMPT_METHODS):
-        raise RetrieverError(f"unknown method '{name}'; known: {', '.join(method_names())}")
-    params = dict(params)
-    tp = {k: params.pop(k) for k in ("tp_start", "tp_exit") if k in params}
-    try:
-        method = METHODS[inner_name][1](**params)
-        if name.startswith("tp-"):
-            method = TokenPrepending(method, start=tp.get("tp_start", 1), exit=tp.get("tp_exit"))
-        elif tp:
-            raise TypeError(f"{sorted(tp)} apply to tp- methods only")
-        return method
-    except (TypeError, ValueError) as exc:
-        raise RetrieverError(f"bad parameters for method '{name}': {exc}") from None
-
-
-__all__ = ["DEFAULT_METHOD", "METHODS", "PROMPT_FORMATS", "BatchInfo", "Capture", "EncodeStats", "Encoder", "Method",
-           "defaults_for", "make_method", "method_names"]
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -104,10 +104,6 @@ def _tokenize_apart(tokenizer, prefix: str, texts: Sequence[str], suffix: str, l
 
 
 Result = Callable[[], Capture]
-# "published": the papers' normalisation, the whole prompt tokenized as one string, TP's early exit.
-# "split": how indexes were encoded before (prompt and text tokenized apart, " replaced before the "." rule,
-# no ? rule, TP reading the last layer): kept so those indexes encode queries exactly as their documents.
-PROMPT_FORMATS = ("published", "split")
 
 
 class Method(ABC):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# "published": the papers' normalisation, the whole prompt tokenized as one string, TP's early exit.
+# "split": how indexes were encoded before (prompt and text tokenized apart, " replaced before the "." rule,
+# no ? rule, TP reading the last layer): kept so those indexes encode queries exactly as their documents.
+PROMPT_FORMATS = ("published", "split")
+
 PROMPTS: dict[str, str] = {
     "prompteol": 'This sentence : "{text}" means in one word:"',
     "cot": 'After thinking step by step , this sentence : "{text}" means in one word:"',

@@ -15,39 +15,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import BadIndexError, RetrieverError
-from ..index.store import stored_contents
-from .base import Hits, LegContext, Part, TablePart
-from .keytokens import SparseIndex, ragged_to_csr
+from ...errors import BadIndexError, RetrieverError
+from ...index.store import stored_contents
+from ..base import Hits, LegContext, Part, Settings, TablePart
+from ..inverted import SparseIndex, ragged_to_csr
+from .config import LexicalConfig
 
 if TYPE_CHECKING:
-    from ..index.segments import Segment
-    from ..index.store import FileWriter
-    from ..settings import IndexSettings
+    from ...index.segments import Segment
+    from ...index.store import FileWriter
 
 # bm25s's default splitter: words of two or more characters
 WORD = re.compile(r"(?u)\b\w\w+\b")
 VOCAB_FILE = "lexical_vocab.json"  # the vocabulary as a JSON list: a word's position is its id
-
-
-@dataclass
-class LexicalConfig:
-    """BM25 parameters (bm25s's defaults, Lucene's idf) and the text analysis; stored in the manifest."""
-
-    k1: float = 1.5
-    b: float = 0.75
-    stemmer: str = "english"  # a Snowball language (PyStemmer), or "" for none
-    stopwords: str = "en"  # a bm25s stopword list name, or "" for none
-
-    def __post_init__(self):
-        if self.k1 < 0 or not 0 <= self.b <= 1:
-            raise RetrieverError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, not k1={self.k1}, b={self.b}")
 
 
 class Analyzer:
@@ -190,6 +175,7 @@ class LexicalLeg:
     """The lexical leg's files and search: per segment its vocabulary, word counts and document lengths."""
 
     name: ClassVar[str] = "lexical"
+    config: ClassVar[type] = LexicalConfig  # its options (legs/options.py)
     title: ClassVar[str] = "lexical leg"
     explains: ClassVar[bool] = True
 
@@ -197,7 +183,7 @@ class LexicalLeg:
         self.queries, self.index = queries, index
 
     @classmethod
-    def models(cls, settings: IndexSettings) -> frozenset[str]:
+    def models(cls, settings: Settings) -> frozenset[str]:
         return frozenset()
 
     @classmethod
@@ -215,7 +201,7 @@ class LexicalLeg:
     @classmethod
     def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
         """Counted again from the live documents' stored texts: word counting is the cheap part of an index."""
-        from ..index.segments import live_documents
+        from ...index.segments import live_documents
 
         return cls.write(writer, [TablePart(live_documents(segments))], ctx)
 

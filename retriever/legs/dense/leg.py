@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import faiss
 import numpy as np
 
-from ..errors import BadIndexError
-from .base import DENSE_MODEL, LLM, Hits, LegContext, Part
+from ...errors import BadIndexError
+from ...models.kinds import DENSE_MODEL, LLM
+from ..base import Hits, LegContext, Part, Settings
+from .config import KINDS, DenseConfig
 
 if TYPE_CHECKING:
-    from ..index.segments import Segment
-    from ..index.store import FileWriter
-    from ..settings import IndexSettings
+    from ...index.segments import Segment
+    from ...index.store import FileWriter
 
-KINDS = ("flat", "hnsw")
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -155,6 +155,7 @@ class DenseLeg:
     """The dense leg's files and search: dense.npy (exact rescoring) and dense.faiss (the top lists)."""
 
     name: ClassVar[str] = "dense"
+    config: ClassVar[type] = DenseConfig  # its options (legs/options.py)
     title: ClassVar[str] = "dense leg"
     explains: ClassVar[bool] = False
 
@@ -162,7 +163,7 @@ class DenseLeg:
         self.index, self.encoder = index, encoder  # encoder: the trained one queries go through, if any
 
     @classmethod
-    def models(cls, settings: IndexSettings) -> frozenset[str]:
+    def models(cls, settings: Settings) -> frozenset[str]:
         """The LLM's method vectors, or a trained sentence encoder's (settings.dense_model)."""
         return frozenset({DENSE_MODEL if settings.dense_model else LLM})
 
@@ -170,13 +171,13 @@ class DenseLeg:
     def write(cls, writer: FileWriter, parts: Sequence[Part], ctx: LegContext) -> dict[str, Any]:
         with ctx.timing("write"):
             return cls._write(writer, normalize(np.concatenate([p.array("dense") for p in parts])),
-                              ctx.settings.dense_kind)
+                              ctx.settings.dense.kind)
 
     @classmethod
     def merge(cls, writer: FileWriter, segments: Sequence[Segment], ctx: LegContext) -> dict[str, Any]:
         """Live vectors as stored (normalising them again could move their last bits)."""
         vectors = [np.asarray(s.array(VECTORS))[s.live_rows()] for s in segments]
-        return cls._write(writer, np.concatenate(vectors), ctx.settings.dense_kind)
+        return cls._write(writer, np.concatenate(vectors), ctx.settings.dense.kind)
 
     @staticmethod
     def _write(writer: FileWriter, unit: np.ndarray, kind: str) -> dict[str, Any]:
