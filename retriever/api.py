@@ -188,7 +188,7 @@ class Retriever:
         its last committed chunk of chunk_size documents (restart=True discards it). Keyword arguments not
         named here are IndexSettings fields (method, max_tokens, sparse, ...).
 
-        ray: encode on a Ray cluster instead (distributed.py; the `ray` extra): its workers load model by
+        ray: encode on a Ray cluster instead (build/ray.py; the `ray` extra): its workers load model by
         name, so a backbone passed here must be the one model names. The result is the index a build without
         ray gives, and an interrupted build resumes either way.
         """

@@ -90,7 +90,7 @@ class IndexSettings:
 
     @property
     def ordered_legs(self) -> tuple[str, ...]:
-        """The index's legs in registration order (legs.py): the order every loop over them takes."""
+        """The index's legs in registration order (legs/registry.py): the order every loop over them takes."""
         return tuple(name for name in leg_names() if name in self.legs)
 
     def models(self, legs: Sequence[str] | None = None) -> frozenset[str]:

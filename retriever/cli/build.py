@@ -11,7 +11,7 @@ import click
 
 from ..build.defaults import CHUNK
 from ..corpus.documents import Fields
-from ..corpus.readers import count_documents
+from ..corpus.readers import count_documents, reader_for
 from ..index.home import home
 from ..settings import IndexSettings
 from .info import human_bytes
@@ -89,9 +89,9 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
     already at --index is refused unless --overwrite. With --ray, Ray workers encode the corpus (JSONL or
     Parquet) and this process writes the same index a build without --ray writes.
     """
-    from .. import api
 
     settings, opts = index_settings(opts)
+    reader_for(corpus)  # a missing corpus is refused here, before the engine is imported
     target = index_dir or home() / corpus.name.split(".")[0]
     ray = None
     if on_ray or ray_address:
@@ -105,6 +105,8 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
                        overwrite, device, batch_tokens, Fields(id_field, text_field, title_field), ray)
     m = retriever.manifest
     if as_json:
+        from .. import api
+
         print_json(api.info(target))
     elif not quiet:
         rate = m["tokens_embedded"] / max(m["build_seconds"], 1e-9)

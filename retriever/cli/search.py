@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..corpus.queries import query_lines, read_query_file
+from ..corpus.queries import check_queries, query_lines, read_query_file
 from .options import DEVICE, LAST_INDEX, THREADS, Registered, modes, print_json, use_threads
 from .progress import Progress
 
@@ -96,13 +96,13 @@ def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str |
 
     Many queries (a file, stdin) are encoded and searched in batches of 256, with a progress bar.
     """
-    from .. import api
     from ..search.filters import parse_filter
-    from ..search.searcher import check_queries
 
     wanted = _query_set(queries, queries_file)
     check_queries(list(wanted.values()))  # an empty query or a bad filter fails here, before the model loads
     parse_filter(filter_)
+    from .. import api
+
     use_threads(threads)
     retriever = api.Retriever.load(index_dir, model=model, mode=mode, device=device)
     ids, texts = list(wanted), list(wanted.values())

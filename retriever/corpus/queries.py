@@ -1,10 +1,11 @@
-"""Queries and relevance judgments: BEIR queries.jsonl, a TSV of id<TAB>text or one query a line, and
-BEIR qrels; STS files share the plain TSV reader."""
+"""Queries and relevance judgments: BEIR queries.jsonl, a TSV of id<TAB>text or one query a line, and BEIR
+qrels (STS files share the plain TSV reader); every query checked before any model loads (check_queries)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from .documents import id_of, string_field
@@ -73,3 +74,20 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         except ValueError:
             raise InputError(f"score is not an integer: {row[-1]!r}", str(path), number, "score") from None
     return qrels
+
+
+def check_queries(queries: Sequence[Any]) -> None:
+    """Every query a non-empty string of valid Unicode; the first that is not is named by its position."""
+    for number, query in enumerate(queries, start=1):
+        _check_query(query, number)
+
+
+def _check_query(query: Any, number: int) -> None:
+    if not isinstance(query, str):
+        raise InputError("a query must be a string", "queries", number)
+    if not query.strip():
+        raise InputError("empty query", "queries", number)
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", "queries", number) from None

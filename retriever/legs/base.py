@@ -1,14 +1,15 @@
 """What every leg of an index is: one class that owns its files, from writing them to searching them.
 
-A leg (dense.py, sparse.py, lexical.py) writes one segment's files (segments.py) from the documents and
-the forward pass's arrays and returns the fields it wants back, merges segments into one (optimize),
-opens every live segment of an index together for search, and checks a segment's files for `retriever
-verify`. A segment's files hold what its own documents are (vectors, rows, word counts), never a
-statistic of the corpus, so that a new segment leaves the others as they are and search takes the
+A leg (legs/dense, legs/keytokens, legs/lexical) writes one segment's files (index/segments.py) from the
+documents and the forward pass's arrays and returns the fields it wants back, merges segments into one
+(optimize), opens every live segment of an index together for search, and checks a segment's files for
+`retriever verify`. A segment's files hold what its own documents are (vectors, rows, word counts), never
+a statistic of the corpus, so that a new segment leaves the others as they are and search takes the
 statistics over the whole live index. Its file names are its own module's constants, so the format of a
-leg lives in one place; indexer, searcher, updates and verify loop over the index's legs (legs.py) and
-name none of their files. This is bm25s's `BM25` (index, retrieve, save, load in one
-class) and sentence-transformers' modules (each with its own config, save and load), for a hybrid index.
+leg lives in one place; indexer, searcher, updates and verify loop over the index's legs
+(legs/registry.py) and name none of their files. Its options are its config (Leg.config,
+legs/options.py). This is bm25s's `BM25` (index, retrieve, save, load in one class) and
+sentence-transformers' modules (each with its own config, save and load), for a hybrid index.
 
 An opened leg turns queries into its own representation (`encode`, given the forward pass's vectors when
 the leg needs the model) and yields, per query, its top list and a scorer that gives any candidate's
@@ -87,7 +88,7 @@ class LegContext:
 
 
 class Leg(Protocol):
-    """The interface of a leg type; legs.py registers them by name."""
+    """The interface of a leg type; legs/registry.py registers them by name."""
 
     name: ClassVar[str]  # as in settings.legs, --legs and --mode
     title: ClassVar[str]  # as verify reports it

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadIndexError, InputError, RetrieverError
+from ..corpus.queries import check_queries
+from ..errors import BadIndexError, RetrieverError
 from ..index.segments import live_documents, segments_of
 from ..legs.base import Leg, LegContext, Scorer
 from ..legs.registry import leg_names, leg_type
@@ -232,20 +233,3 @@ def _leg_run(leg: str, rows: np.ndarray, scorer: Scorer) -> list[Result]:
     scores = scorer(rows)
     return [Result(int(rows[i]), float(scores[i]), {leg: float(scores[i])})
             for i in np.argsort(-scores, kind="stable")]
-
-
-def check_queries(queries: Sequence[Any]) -> None:
-    """Every query a non-empty string of valid Unicode; the first that is not is named by its position."""
-    for number, query in enumerate(queries, start=1):
-        _check_query(query, number)
-
-
-def _check_query(query: Any, number: int) -> None:
-    if not isinstance(query, str):
-        raise InputError("a query must be a string", "queries", number)
-    if not query.strip():
-        raise InputError("empty query", "queries", number)
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"invalid Unicode (a lone surrogate) at character {exc.start}", "queries", number) from None

@@ -18,11 +18,11 @@ from typing import Any
 
 from .. import api
 from ..corpus.documents import documents_from
+from ..corpus.queries import check_queries
 from ..errors import BusyError, RetrieverError
 from ..index.store import read_manifest
 from ..search.batching import MicroBatcher, query_batcher
 from ..search.filters import parse_filter
-from ..search.searcher import check_queries
 from .config import ServeConfig
 
 

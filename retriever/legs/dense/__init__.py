@@ -1,6 +1,6 @@
 """The dense leg: cosine similarity over FAISS, exact (flat) by default, HNSW as an option.
 
-DenseLeg owns its two files per segment (leg.py): the unit vectors and the FAISS structure built over
+DenseLeg (leg.py) owns its two files per segment: the unit vectors and the FAISS structure built over
 them. A segmented index is searched segment by segment (HNSW graphs stay per segment) and the top lists
 are merged by exact score.
 

@@ -1,11 +1,5 @@
-"""The dense leg: cosine similarity over FAISS, exact (flat) by default, HNSW as an option.
-
-DenseLeg owns its two files per segment (leg.py): the unit vectors and the FAISS structure built over
-them. A segmented index is searched segment by segment (HNSW graphs stay per segment) and the top lists
-are merged by exact score.
-
-The raw normalised matrix is kept beside the FAISS structure: fusion rescores every candidate exactly,
-and that needs a document's vector whatever index type found (or missed) it.
+"""DenseLeg: the dense leg's two files per segment (unit vectors, FAISS), its search segment by segment
+and its exact rescoring (the package's docstring says why).
 """
 
 from __future__ import annotations

@@ -7,5 +7,5 @@ each posting then holds its document's BM25 contribution), with the document fre
 length of every live document of every segment, so a segmented index scores exactly as one built at once
 and a query is one sparse product over the same kind of inverted index as the key-token leg. The words
 are numbered in sorted order across segments, so the sums run in the same order however the documents
-were split. LexicalLeg owns the leg's files (leg.py).
+were split. Its rooms: config.py (the options), leg.py (LexicalLeg: its files, analysis and scoring).
 """
