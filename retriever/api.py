@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .build.defaults import CHUNK
-from .build.indexer import Progress, build_index
-from .build.updates import optimize_index, update_index
-from .build.verify import verify_index
+from .indexing.defaults import CHUNK
+from .indexing.indexer import Progress, build_index
+from .indexing.updates import optimize_index, update_index
+from .indexing.verify import verify_index
 from .corpus.documents import Document, Fields, documents_from
 from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
@@ -45,7 +45,7 @@ from .search.snippets import snippet
 from .settings import IndexSettings
 
 if TYPE_CHECKING:
-    from .build.ray import RayOptions
+    from .indexing.ray import RayOptions
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _ray_checks(options: RayOptions, source: str | None, backbone: Backbone | No
                 dtype: str) -> tuple[str, str]:
     """What a build on Ray needs, checked before any model loads; returns the dtype and device for this
     process, which then only projects the key tokens (on its CPU) while the workers encode: GPUs run bf16."""
-    from .build import ray as distributed
+    from .indexing import ray as distributed
 
     distributed.check_source(source)
     if backbone is not None and backbone.fingerprint != fingerprint(model)[1]:
@@ -154,7 +154,7 @@ def _cluster(options: RayOptions | None, model: str, dtype: str, fields: Fields 
     """The cluster a build encodes on, connected for the build: nothing where options is None."""
     if options is None:
         return nullcontext()
-    from .build.ray import RayBuild
+    from .indexing.ray import RayBuild
 
     return RayBuild(options, model, dtype, fields)
 
@@ -188,7 +188,7 @@ class Retriever:
         its last committed chunk of chunk_size documents (restart=True discards it). Keyword arguments not
         named here are IndexSettings fields (method, max_tokens, sparse, ...).
 
-        ray: encode on a Ray cluster instead (build/ray.py; the `ray` extra): its workers load model by
+        ray: encode on a Ray cluster instead (indexing/ray.py; the `ray` extra): its workers load model by
         name, so a backbone passed here must be the one model names. The result is the index a build without
         ray gives, and an interrupted build resumes either way.
         """

@@ -45,7 +45,7 @@ import torch
 from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
-from retriever.build.indexer import build_index
+from retriever.indexing.indexer import build_index
 from retriever.corpus.readers import read_corpus
 from retriever.eval.beir import read_split
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed

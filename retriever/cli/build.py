@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..build.defaults import CHUNK
+from ..indexing.defaults import CHUNK
 from ..corpus.documents import Fields
 from ..corpus.readers import count_documents, reader_for
 from ..index.home import home
@@ -95,7 +95,7 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
     target = index_dir or home() / corpus.name.split(".")[0]
     ray = None
     if on_ray or ray_address:
-        from ..build.ray import RayOptions
+        from ..indexing.ray import RayOptions
 
         ray = RayOptions(ray_address, workers, gpus_per_worker, threads)
     elif workers != 1 or gpus_per_worker:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import Document, Retriever, RetrieverError
-from retriever.build.indexer import build_index
+from retriever.indexing.indexer import build_index
 from retriever.cli.main import main
 from retriever.settings import IndexSettings
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from retriever import Retriever
-from retriever.build.indexer import build_index
+from retriever.indexing.indexer import build_index
 from retriever.corpus.documents import documents_from
 from retriever.legs.keytokens.config import SparseConfig
 from retriever.legs.keytokens.own_tokens import OwnTokens, noise_token_ids

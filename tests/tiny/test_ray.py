@@ -1,4 +1,4 @@
-"""Indexing on Ray (retriever/build/ray.py): on a local two-CPU cluster, started once for the module, a
+"""Indexing on Ray (retriever/indexing/ray.py): on a local two-CPU cluster, started once for the module, a
 build encoded by Ray workers equals the single-process build of the same corpus (same ids, same scores in
 every mode, same u_1), with one worker and with two, from JSONL and from Parquet, after a worker is killed mid-job
 (Ray restarts it and retries its blocks), and after the driver is killed (the same command resumes from the
@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-import retriever.build.ray as distributed
+import retriever.indexing.ray as distributed
 import retriever.corpus.readers as readers
 from retriever import Document, Retriever
-from retriever.build.ray import RayOptions
+from retriever.indexing.ray import RayOptions
 from retriever.corpus.readers import read_corpus
 from retriever.index.store import documents_table
 
@@ -187,7 +187,7 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_blocks_retried(cluster, co
 # The CLI with each worker call paced as in the test above (the class is defined in __main__, so Ray ships it).
 PACED_CLI = """
 import sys, time
-import retriever.build.ray as distributed
+import retriever.indexing.ray as distributed
 class Paced(distributed.BlockEncoder):
     def __call__(self, block):
         time.sleep(0.2)

@@ -159,7 +159,7 @@ def test_a_full_disk_is_one_clear_error_and_loses_nothing(tmp_path, tiny_backbon
 
 def test_a_second_writer_of_the_same_index_is_refused(tmp_path, tiny_backbone):
     from retriever import StorageError
-    from retriever.build.updates import update_index
+    from retriever.indexing.updates import update_index
     from retriever.index.store import exclusive
 
     path = tmp_path / "idx"

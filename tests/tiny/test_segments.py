@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import Document, Retriever
-from retriever.build.indexer import build_index
+from retriever.indexing.indexer import build_index
 from retriever.cli.main import main
 from retriever.corpus.readers import read_corpus
 from retriever.settings import IndexSettings

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import InputError, Retriever, delete_documents
-from retriever.build.indexer import build_index
+from retriever.indexing.indexer import build_index
 from retriever.cli.main import main
 from retriever.corpus.readers import read_corpus
 from retriever.settings import IndexSettings

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from retriever import InputError, Retriever
-from retriever.build.ray import CorpusSource, check_source
+from retriever.indexing.ray import CorpusSource, check_source
 from retriever.cli import main
 from retriever.corpus.documents import Document, Fields, as_record, parse_document
 from retriever.corpus.readers import Reader, Split, read_corpus, register_reader, unregister_reader

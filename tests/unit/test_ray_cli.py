@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import retriever.corpus.readers as readers
-from retriever.build.ray import CorpusSource, RayOptions
+from retriever.indexing.ray import CorpusSource, RayOptions
 from retriever.cli.main import main
 from retriever.corpus.documents import Fields
 from retriever.corpus.readers import read_corpus

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from retriever.build.indexer import _read_ahead
+from retriever.indexing.indexer import _read_ahead
 from retriever.errors import InputError
 from retriever.legs.dense.leg import on_gpus
 from retriever.models import backbones
