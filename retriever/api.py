@@ -16,16 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .indexing.defaults import CHUNK
-from .indexing.indexer import Progress, build_index
-from .indexing.updates import optimize_index, update_index
-from .indexing.verify import verify_index
 from .corpus.documents import Document, Fields, documents_from
 from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
 from .eval.evaluate import read_sts, sts_spearman
 from .index.home import home, last_built
 from .index.store import check_target, disk_size, exclusive, read_manifest, rewrite_manifest
+from .indexing.defaults import CHUNK
+from .indexing.indexer import Progress, build_index
+from .indexing.updates import optimize_index, update_index
+from .indexing.verify import verify_index
 from .models.backbones import (
     DEFAULT_MODEL,
     PRESETS,

@@ -45,9 +45,9 @@ import torch
 from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
-from retriever.indexing.indexer import build_index
 from retriever.corpus.readers import read_corpus
 from retriever.eval.beir import read_split
+from retriever.indexing.indexer import build_index
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
 from retriever.models.encoders import EOL, Encoder, Method, make_method
 from retriever.settings import IndexSettings

@@ -116,8 +116,8 @@ def _sync(device: torch.device) -> None:
 
 
 def shape_run(preset: str, args, data: Path, tmp: Path, rate: float) -> dict:
-    from retriever.indexing.indexer import build_index
     from retriever.corpus.readers import read_corpus
+    from retriever.indexing.indexer import build_index
     from retriever.models.backbones import load_backbone
     from retriever.settings import IndexSettings
 

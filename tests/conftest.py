@@ -22,13 +22,17 @@ from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[1] / "retriever" / "data" / "demo.jsonl"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+SHARED = ROOT.parent / "shared"  # ../shared beside it: data and docs
+DEMO = ROOT / "retriever" / "data" / "demo.jsonl"
 TEST_DTYPE = os.environ.get("RETRIEVER_TEST_DTYPE", "auto")
 TIERS = ("unit", "tiny", "model")
 
 
 def _tier(item) -> str:
-    return Path(str(item.fspath)).parent.name
+    """The tier of a test: the folder right under tests/ (each tier mirrors the package's rooms inside)."""
+    parts = Path(str(item.fspath)).resolve().relative_to(Path(__file__).resolve().parent).parts
+    return parts[0] if len(parts) > 1 else ""
 
 
 def pytest_collection_modifyitems(items):

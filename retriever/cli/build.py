@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..indexing.defaults import CHUNK
 from ..corpus.documents import Fields
 from ..corpus.readers import count_documents, reader_for
 from ..index.home import home
+from ..indexing.defaults import CHUNK
 from ..settings import IndexSettings
 from .info import human_bytes
 from .options import (

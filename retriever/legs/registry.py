@@ -2,7 +2,7 @@
 
 Adding a leg is one module with a class that follows legs.base.Leg, and one `register` call (the engine's
 own are named below by where they live, and imported when first used, so that naming the legs, as the
-CLI does for --legs and --mode, loads no faiss or torch; tests/tiny/test_toy_leg.py registers a toy leg
+CLI does for --legs and --mode, loads no faiss or torch; tests/tiny/legs/test_toy_leg.py registers a toy leg
 from outside). Everything that walks an index's legs (indexer, searcher, updates, verify) does so in
 registration order.
 """

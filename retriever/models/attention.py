@@ -6,7 +6,7 @@ block sizes a fused kernel picks (SDPA chooses them by sequence length), depend 
 that moves the last bits; in bf16, where every layer's output is rounded to 8 bits of mantissa, it moved a
 query's key-token scores by up to 12% on the demo index. Every other operation of a decoder works on one
 position at a time (linear layers, norms, rotary embeddings, activations), and is the same per row whatever
-the batch (checked in tests/model/test_invariance.py).
+the batch (checked in tests/model/models/test_invariance.py).
 
 So attention runs per text, on that text's span, through the same SDPA call transformers makes for one
 unpadded text: texts of the same length share a call, padded positions get zeros, and a text's vectors are

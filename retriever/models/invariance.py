@@ -1,7 +1,7 @@
 """Batch invariance: a text's numbers must not depend on how many other texts share its matrix products.
 
 CPU BLAS libraries pick kernels by the number of rows M in a product, and round differently with each.
-Measured with torch 2.13 on an AVX-512 CPU (tests/model/test_invariance.py keeps checking): MKL's fp32 GEMM
+Measured with torch 2.13 on an AVX-512 CPU (tests/model/models/test_invariance.py keeps checking): MKL's fp32 GEMM
 rounds M = 1-3, 5-7 and 9-11 otherwise than M = 4, 8 or 12 and up; oneDNN's bf16 GEMM emulated without
 native bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE) rounds some odd M otherwise than even ones (29, 65, 637, ...);
 native bf16 on AVX512-BF16 kernels showed no case. With M >= 16 and a multiple of 4, every row came
