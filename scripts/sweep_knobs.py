@@ -237,7 +237,8 @@ def sweep_sparse(data: Path, index_dir: Path, variants: list[str]) -> None:
 
 # The key-token sweep's base: the engine's key-token leg before this sweep, with content words' pieces
 KEY_TOKEN_BASE = SparseConfig(top_k=16, query_top_m=16, alpha=0.5, final_norm=True, weighting="log1p",
-                              own_tokens=True, own_words="content", spelling="space", idf="none", scoring="weighted")
+                              own_tokens=True, own_words="content", spelling="space", idf="none", scoring="weighted",
+                              query_side="model", fold="none", stem=False, own_span="budget")  # as before issue 27
 KEY_TOKEN_VARIANTS = {  # name -> changes to KEY_TOKEN_BASE
     "all own tokens spaced K16 (before)": {"own_words": "all"},
     "content spaced K16": {"top_k": 16},

@@ -1,0 +1,27 @@
+"""Every script in scripts/ imports what it names and parses its arguments (`--help`), so that moving a
+module of the engine breaks a test here rather than a user's benchmark. (They also ran as benchmarks on
+real data; what they measure is in docs/.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from ...conftest import ROOT
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+
+
+def _help(script) -> tuple[str, int, str]:
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return script.name, out.returncode, (out.stderr or out.stdout)[-1500:]
+
+
+def test_every_script_imports_and_parses_its_arguments():
+    assert len(SCRIPTS) >= 10
+    with ThreadPoolExecutor(2) as pool:
+        failed = [(name, text) for name, code, text in pool.map(_help, SCRIPTS) if code != 0]
+    assert not failed, failed
