@@ -10,26 +10,24 @@ for a pass priced at 32, 64 and 128 tokens: median milliseconds, passes, and rea
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 from retriever.api import Retriever
 from retriever.eval.beir import read_split
 from retriever.models.invariance import padded_width
 
-ROOT = Path(__file__).resolve().parents[1]
 PRICES = {"one pass": 10**9, "64 (default)": 64, "32": 32, "128": 128}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, default=None, help="an index with an LLM leg (default: the last built)")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--sizes", default="1,8,16,32")
     parser.add_argument("--draws", type=int, default=8)
     args = parser.parse_args()

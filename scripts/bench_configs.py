@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 from retriever.api import Retriever
 from retriever.eval.beir import read_split
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, action="append", required=True)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--queries", type=int, default=50)
     args = parser.parse_args()
     texts = list(read_split(args.data, "test").queries.values())[: args.queries]

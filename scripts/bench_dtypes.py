@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import ROOT, SHARED  # isort: skip (first: the offline environment)
 
 import numpy as np
 import torch
@@ -29,8 +28,7 @@ from retriever.eval.beir import evaluate_beir, read_trec
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device
 from retriever.settings import IndexSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared/data"
+DATA = SHARED / "data"
 DTYPES = ("float32", "bfloat16")
 ONE_PASS = ("prompteol", "cot", "ke", "mean", "last", "va", "aligned-wva", "tp-prompteol")
 

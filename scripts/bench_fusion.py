@@ -18,12 +18,11 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import numpy as np
 
@@ -36,7 +35,6 @@ from retriever.search.fusion import fusion_names, get_fusion
 sys.path.insert(0, str(Path(__file__).parent))
 from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical
 
-ROOT = Path(__file__).resolve().parents[1]
 LLM_LEGS = ("sparse", "dense")  # legs whose vectors come from the LLM (the dense one unless a dense model)
 RESIDUALS: dict[tuple[str, ...], np.ndarray] = {}  # each split's query vectors, encoded once
 
@@ -111,7 +109,7 @@ def per_query_ndcg(run, qrels) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, action="append", required=True)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--key-tokens", help=f"comma-separated variants of {', '.join(KEY_TOKEN_VARIANTS)}")
     parser.add_argument("--subsets", help="only these leg subsets, comma-separated, legs joined by +")

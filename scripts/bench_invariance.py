@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from itertools import islice
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import ROOT, SCIFACT  # isort: skip (first: the offline environment)
 
 
 from retriever import Retriever
 from retriever.corpus.readers import read_corpus
 from retriever.models.backbones import load_backbone
 
-ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared/data/beir/scifact"
 DEMO = ROOT / "retriever/data/demo.jsonl"
 DEMO_QUERIES = ["why does lava come out of a mountain", "how do bees make honey", "fix a flat bike tire",
                 "insulin and blood sugar", "first man on the moon", "ocean tides", "sourdough starter and yeast",

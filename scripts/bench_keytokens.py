@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "beir" / "scifact"
+DATA = SCIFACT
 
 
 def encode(data: Path, max_tokens: int, dtype: str, out: Path) -> None:

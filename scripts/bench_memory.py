@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact" / "corpus.jsonl"
+from common import SCIFACT, peak_mib  # isort: skip (first: the offline environment)
 
+CORPUS = SCIFACT / "corpus.jsonl"
 
 def repeated_corpus(source: Path, docs: int, target: Path) -> Path:
     """docs records cycled from source, each copy under new ids (a id -> a id~2)."""
@@ -39,17 +38,17 @@ def folder_mb(folder: Path) -> float:
 
 
 def build(corpus: Path, index: Path, max_tokens: int, model: str) -> dict:
-    """One build in a child process; ru_maxrss of the children is read before and after it runs."""
+    """One build in a child process; the children's peak RSS is read before and after it runs."""
     cmd = [sys.executable, "-c", "from retriever.cli import main; main()", "index", str(corpus),
            "--index", str(index), "--model", model, "--max-tokens", str(max_tokens), "--quiet", "--json"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    before = peak_mib(children=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)  # the offline environment is inherited
     if done.returncode != 0:
         raise SystemExit(done.stderr)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = peak_mib(children=True)
     if peak <= before:
         raise SystemExit("a smaller build must come first: children's peak RSS is a running maximum")
-    return {"peak_rss_mb": round(peak / 1024, 1), "index_mb": round(folder_mb(index), 1),
+    return {"peak_rss_mb": round(peak, 1), "index_mb": round(folder_mb(index), 1),
             "build_seconds": json.loads(done.stdout)["build_seconds"]}
 
 
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--docs", default="5000,50000", help="Sizes, smallest first.")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--corpus", type=Path, default=SCIFACT)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
     args = parser.parse_args()
     sizes = sorted(int(x) for x in args.docs.split(","))
     rows = []

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import STS  # isort: skip (first: the offline environment)
 
 from retriever.api import evaluate_sts
 from retriever.eval.evaluate import read_sts
 from retriever.models.backbones import load_backbone
 from retriever.models.encoders import Encoder, defaults_for, make_method, method_names
-
-ROOT = Path(__file__).resolve().parents[1]
-STS = ROOT.parent / "shared/data/sts"
 
 
 def main() -> None:

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import ROOT, SCIFACT  # isort: skip (first: the offline environment)
 
 from retriever.eval.beir import evaluate_beir
 from retriever.legs.keytokens.config import SparseConfig
 from retriever.settings import IndexSettings
 
-ROOT = Path(__file__).resolve().parents[1]
 TOP_128 = SparseConfig(top_k=128, alpha=1.0, weighting="relu", own_tokens=False)
 CONFIGS = {  # name -> (packaged model, settings); the LLM's own dense leg, as these rows were measured
     "bm25": ("smollm2-135m", IndexSettings(dense_model=None, legs=("lexical",))),
@@ -49,7 +47,7 @@ GROUPS = {"methods": ",".join(f"m128-{m}" for m in METHODS)}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--indexes", type=Path, default=ROOT / "indexes")
     parser.add_argument("--only", default=",".join(CONFIGS))
     args = parser.parse_args()

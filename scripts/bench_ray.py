@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -29,11 +28,9 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from bench_memory import SCIFACT
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-QUERIES = Path(SCIFACT).parent / "queries.jsonl"
+QUERIES = SCIFACT / "queries.jsonl"
 RUNS = {"single": [], "ray-1x2": ["--ray", "--workers", "1"], "ray-2x1": ["--ray", "--workers", "2", "--threads", "1"]}
 
 COMPARE = """
@@ -77,7 +74,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-ray-"))
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
-    with open(SCIFACT, encoding="utf-8") as src:
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as src:
         corpus.write_text("".join(islice(src, args.docs)), encoding="utf-8")
     results: dict[str, list[dict]] = {name: [] for name in RUNS}
     for repeat in range(args.repeat):  # interleaved, so that a slow spell of a shared machine hits every kind

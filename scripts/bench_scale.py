@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import peak_mib  # isort: skip (first: the offline environment)
 
 import faiss
 import numpy as np
@@ -35,10 +33,6 @@ from retriever.legs.dense.leg import normalize
 from retriever.legs.inverted import SparseIndex, top_positive
 
 BLOCK = 100_000
-
-
-def rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def timed(fn, items) -> tuple[list, dict]:
@@ -172,8 +166,8 @@ def main() -> None:
     for row in results:
         row["docs"] = args.docs
         print(json.dumps(row), flush=True)
-    print(f"\npeak RSS {rss_gb():.2f} GB\n\n| leg | index | recall@10 | median ms | p95 ms | memory GB | build s |\n"
-          "|---|---|---|---|---|---|---|")
+    print(f"\npeak RSS {peak_mib() / 1024:.2f} GB\n")
+    print("| leg | index | recall@10 | median ms | p95 ms | memory GB | build s |\n|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['leg']} | {r['index']} | {r.get('recall@10', '-')} | {r['median_ms']} | {r['p95_ms']} "
               f"| {r['memory_gb']:.2f} | {r.get('build_s', '-')} |")

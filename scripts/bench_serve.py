@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import httpx
 
@@ -28,7 +27,6 @@ from retriever.api import Retriever
 from retriever.eval.beir import read_split
 from retriever.serve.server import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"micro-batched": ["--batch-wait-ms", "5", "--max-batch", "64"],
             "one at a time": ["--batch-wait-ms", "0", "--max-batch", "1"]}
 
@@ -99,7 +97,7 @@ def mean_batch(before: dict, after: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--clients", default="1,4,16,64")
     parser.add_argument("--seconds", type=float, default=20.0, help="per run (setting x client count)")
     parser.add_argument("--max-requests", type=int, default=5000, help="per run")

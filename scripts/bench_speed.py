@@ -31,14 +31,13 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import statistics
 import tempfile
 import time
 from itertools import islice
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT, peak_mib  # isort: skip (first: the offline environment)
 
 import numpy as np
 import torch
@@ -51,12 +50,6 @@ from retriever.indexing.indexer import build_index
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
 from retriever.models.encoders import EOL, Encoder, Method, make_method
 from retriever.settings import IndexSettings
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def matmul_rate(dtype: torch.dtype, sizes: tuple[int, ...] = (2048, 3072, 4096), rounds: int = 10,
@@ -220,7 +213,7 @@ def measure(args, dtype: str, documents, texts: list[str]) -> dict:
     report: dict = {"dtype": str(backbone.dtype).removeprefix("torch."),
                     "weights_transposed": any(not m.weight.is_contiguous() for m in backbone.layers.modules()
                                               if isinstance(m, torch.nn.Linear)),
-                    "rss_mb_after_model_load": round(peak_rss_mb(), 1)}
+                    "rss_mb_after_model_load": round(peak_mib(), 1)}
     rate, flops = matmul_rate(backbone.dtype), flops_per_token(backbone)
     report.update(matmul_gflops=round(rate / 1e9, 1), gflop_per_token=round(flops / 1e9, 4))
     report["single_text_forward_ms_by_tokens"] = forward_latency(backbone)
@@ -248,7 +241,7 @@ def measure(args, dtype: str, documents, texts: list[str]) -> dict:
             "vs_bare_forward_same_batches": round(tokens / wall / bare, 3),
             "vs_plain_forward_256": round(tokens / wall / forward, 3),
             "padding_waste": round(1 - tokens / manifest["padded_tokens"], 4),
-            "peak_rss_mb": round(peak_rss_mb(), 1), "stages": stage_table(manifest, wall, flops, rate)}
+            "peak_rss_mb": round(peak_mib(), 1), "stages": stage_table(manifest, wall, flops, rate)}
         if args.methods:
             names = ["prompteol"] + [m for m in args.methods.split(",") if m != "prompteol"]
             report["methods"] = interleaved_costs(backbone, names, texts[: args.method_docs], args.rounds,

@@ -37,14 +37,13 @@ import time
 from itertools import islice
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import ROOT, SCIFACT  # isort: skip (first: the offline environment)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
 from bench_speed import flops_per_token, matmul_rate  # scripts/ is on the path when a script runs
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("smollm2-135m", "gemma3-270m")
 WHEELS = ("faiss-cpu==1.15.1", "bm25s==0.3.16", "PyStemmer==3.1.0", "pytrec-eval-terrier==0.5.11")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
@@ -63,7 +62,7 @@ def prepare(out: Path, docs: int) -> None:
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(folder).save_pretrained(out / "tokenizer")
-    scifact, target = ROOT.parent / "shared/data/beir/scifact", out / "scifact"
+    scifact, target = SCIFACT, out / "scifact"
     (target / "qrels").mkdir(parents=True, exist_ok=True)
     with (scifact / "corpus.jsonl").open() as src, (target / "corpus.jsonl").open("w") as dst:
         dst.writelines(islice(src, docs))

@@ -23,13 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import ROOT  # isort: skip (first: the offline environment)
 
 import numpy as np
 
 from retriever import Retriever
 
-ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["honey bees", "volcano eruption", "bicycle repair", "diabetes insulin", "the moon landing"]
 
 

@@ -16,15 +16,14 @@ import random
 import shutil
 from pathlib import Path
 
+from common import SCIFACT  # isort: skip (first: the offline environment)
 from retriever.api import delete_documents
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--size", type=int, default=1500)
     parser.add_argument("--from-index", type=Path)
     args = parser.parse_args()

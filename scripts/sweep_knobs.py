@@ -23,10 +23,9 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import numpy as np
 
@@ -43,8 +42,6 @@ from retriever.legs.keytokens.projector import first_component
 from retriever.models.backbones import load_backbone
 from retriever.models.encoders import Encoder
 from retriever.models.encoders.pooling import HiddenStatePooling
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def sweep_bm25(data: Path, split: str, work: Path) -> None:
@@ -340,7 +337,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("knob", choices=["bm25", "query-m", "sparse", "query-prompt", "key-tokens"])
     parser.add_argument("--out", type=Path, help="for key-tokens: write the JSON lines here as they come")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/beir/scifact")
+    parser.add_argument("--data", type=Path, default=SCIFACT)
     parser.add_argument("--split", default="train")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sweep"))
     parser.add_argument("--index", type=Path, help="for query-m, sparse, query-prompt: an index with the sparse leg")

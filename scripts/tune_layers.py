@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from common import STS  # isort: skip (first: the offline environment)
 
 import numpy as np
 import torch
@@ -30,9 +29,6 @@ from retriever.eval.evaluate import read_sts
 from retriever.models.backbones import load_backbone
 from retriever.models.encoders import Encoder, make_method
 from retriever.models.encoders.base import BatchInfo, Capture, Method
-
-ROOT = Path(__file__).resolve().parents[1]
-STS = ROOT.parent / "shared/data/sts"
 
 
 class EveryLayer(Method):
