@@ -59,7 +59,7 @@ def scores_per_query(indexes: list[Retriever], texts: list[str], variant, depth:
                 sparse, rows = variant(texts)
                 encoded, opened = rows, sparse
             else:
-                encoded, opened = searcher._encode(texts, [leg])[leg], searcher.leg(leg)
+                encoded, opened = searcher.encode(texts, [leg])[leg], searcher.leg(leg)
             seconds[name] = time.perf_counter() - started
             streams[name] = opened.hits(encoded, depth)
     per_query = []

@@ -158,7 +158,7 @@ class Searcher:
             return SearchRun(legs, [], {leg: None for leg in legs}, {})
         clock = Clock()
         with clock.timing("encode"):
-            encoded = self._encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}
+            encoded = self.encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}
         with clock.timing("filter"):
             keep = None if tests is None else mask(tests, self.ids, self.metadata)
         depth = max(depth, k) if len(legs) > 1 else k
@@ -166,7 +166,7 @@ class Searcher:
         runs = [self._query(streams, k, leg_runs, clock) for _ in range(len(queries))]
         return SearchRun(legs, runs, encoded, dict(clock.seconds), list(queries))
 
-    def _encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
+    def encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
         """Queries as each leg sees them; the models' part through the batcher when there is one."""
         check_queries(queries)
         encoded: dict[str, Any] = {}

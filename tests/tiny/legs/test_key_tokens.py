@@ -94,9 +94,9 @@ def test_idf_multiplies_each_weight_by_the_corpus_idf_of_its_token(indexes):
         np.testing.assert_allclose(_idf(r), idf, rtol=1e-6)
         np.testing.assert_allclose(rows.toarray(), plain.toarray() * idf[None, :], rtol=1e-5, atol=1e-7)
     query = "honey bees and their hives"
-    plain_q = indexes["plain"].searcher._encode([query], ["sparse"])["sparse"]
-    docs_q = indexes["idf-documents"].searcher._encode([query], ["sparse"])["sparse"]
-    both_q = indexes["idf-both"].searcher._encode([query], ["sparse"])["sparse"]
+    plain_q = indexes["plain"].searcher.encode([query], ["sparse"])["sparse"]
+    docs_q = indexes["idf-documents"].searcher.encode([query], ["sparse"])["sparse"]
+    both_q = indexes["idf-both"].searcher.encode([query], ["sparse"])["sparse"]
     assert (docs_q != plain_q).nnz == 0  # idf on documents leaves queries alone
     idf = _idf(indexes["idf-both"])
     np.testing.assert_allclose(both_q.toarray(), plain_q.toarray() * idf[None, :], rtol=1e-5)
@@ -108,7 +108,7 @@ def test_paper_scoring_sums_the_documents_weights_over_the_querys_token_set(inde
     assert rows.shape == (37, r.manifest["vocab_size"])
     assert np.all(np.diff(rows.indptr) <= 8)  # top-K only, no own tokens
     query = "how do bees make honey"
-    q = r.searcher._encode([query], ["sparse"])["sparse"]
+    q = r.searcher.encode([query], ["sparse"])["sparse"]
     assert np.all(q.data == 1.0)
     want = rows.toarray()[:, q.indices].sum(1)
     hits = r.search(query, k=5, mode="sparse", explain=False)
