@@ -18,22 +18,19 @@ import argparse
 import dataclasses
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import numpy as np
+from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical  # a sibling script
 
 from retriever.api import Retriever
 from retriever.eval.beir import read_split
 from retriever.eval.evaluate import evaluate, retrieval_measures
 from retriever.eval.tuning import Scored, fused_run, simplex
 from retriever.search.fusion import fusion_names, get_fusion
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical
 
 LLM_LEGS = ("sparse", "dense")  # legs whose vectors come from the LLM (the dense one unless a dense model)
 RESIDUALS: dict[tuple[str, ...], np.ndarray] = {}  # each split's query vectors, encoded once
