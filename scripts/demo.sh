@@ -17,7 +17,7 @@ $R search --index indexes/demo -k 1 --json "first man on the moon"
 import json
 import urllib.request
 
-from retriever.server import ServerProcess
+from retriever.serve.server import ServerProcess
 
 with ServerProcess(["--index", "indexes/demo", "--quiet"]) as server:
     body = json.dumps({"query": "coffee and sleep", "k": 2}).encode()
