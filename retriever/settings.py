@@ -53,6 +53,9 @@ class IndexSettings:
     configs: dict[str, Any] = field(default_factory=dict)  # leg name -> its config (legs/options.py)
 
     def __init__(self, **values: Any):
+        taken = {f.name for f in dataclasses.fields(self)} & set(configured_legs())
+        if taken:  # its config would shadow a setting of the same name (or the setting its config)
+            raise RetrieverError(f"a leg is named like a setting: {', '.join(sorted(taken))}; rename the leg")
         given = {**values.pop("configs", {}), **{k: values.pop(k) for k in list(values) if k in configured_legs()}}
         for f in dataclasses.fields(self):
             if f.name != "configs":

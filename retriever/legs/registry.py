@@ -25,14 +25,14 @@ _LEGS: dict[str, type[Leg] | str] = {"dense": "retriever.legs.dense.leg:DenseLeg
 _CONFIGS: dict[str, type | str | None] = {"dense": "retriever.legs.dense.config:DenseConfig",
                                           "sparse": "retriever.legs.keytokens.config:SparseConfig",
                                           "lexical": "retriever.legs.lexical.config:LexicalConfig"}
-RESERVED = frozenset({"hybrid", "configs", "legs", "method", "fusion", "weights"})  # names a leg cannot take
+HYBRID = "hybrid"  # the mode that fuses every leg: no leg may take its name
 
 
 def register(leg: type[Leg]) -> type[Leg]:
     """Make a leg type known by its name, with its config (Leg.config, None for a leg without options);
     usable as a class decorator."""
-    if leg.name in RESERVED:
-        raise RetrieverError(f"'{leg.name}' cannot name a leg")
+    if leg.name == HYBRID:
+        raise RetrieverError(f"'{HYBRID}' is the fused mode; it cannot name a leg")
     if leg.name in _LEGS and leg_type(leg.name) is not leg:
         raise RetrieverError(f"a leg named '{leg.name}' is already registered")
     _LEGS[leg.name], _CONFIGS[leg.name] = leg, getattr(leg, "config", None)

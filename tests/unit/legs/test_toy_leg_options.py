@@ -68,3 +68,17 @@ def test_eval_beir_builds_with_the_toy_legs_option_and_tunes_its_fusion(title_le
     assert report["tuning"]["settings_tried"] > 1 and report["fusion"]["tuned"]["split"] == "train"
     manifest = read_manifest(tmp_path / "idx")
     assert manifest["settings"]["title"] == {"min_length": 4} and manifest["tuned"]["queries"] == 3
+
+
+def test_a_leg_named_like_a_setting_or_the_fused_mode_is_refused():
+    from retriever import IndexSettings, RetrieverError
+
+    shadowing = type("Shadowing", (TitleLeg,), {"name": "weights"})
+    register(shadowing)
+    try:
+        with pytest.raises(RetrieverError, match="a leg is named like a setting: weights"):
+            IndexSettings()
+    finally:
+        unregister("weights")
+    with pytest.raises(RetrieverError, match="fused mode"):
+        register(type("Hybrid", (TitleLeg,), {"name": "hybrid"}))
