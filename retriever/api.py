@@ -31,14 +31,11 @@ from .models.backbones import (
     PRESETS,
     Backbone,
     fingerprint,
-    load_backbone,
-    load_tokenizer,
-    pick_device,
-    resolve_dtype,
 )
 from .models.encoders import Encoder, defaults_for, make_method
 from .models.kinds import DENSE_MODEL, LLM, TOKENIZER
-from .models.sentence import SentenceEncoder, load_sentence_encoder
+from .models.loading import Models, mismatch, specs
+from .models.sentence import SentenceEncoder
 from .search.batching import MicroBatcher
 from .search.searcher import Result, Searcher
 from .search.snippets import snippet
@@ -87,13 +84,11 @@ def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
             for row, title, text, meta in zip(rows, *columns, strict=True)}
 
 
-def _check_model(manifest: dict, backbone: Backbone | None, folder: Path) -> None:
-    built = manifest["model"]
-    if backbone is not None and LLM in _models(manifest, query=False) and backbone.fingerprint != built["fingerprint"]:
-        raise BadIndexError(
-            f"{folder} was built with model '{built['name']}' (sha256 {built['fingerprint'][:12]}), "
-            f"but the model in use is '{backbone.name}' (sha256 {backbone.fingerprint[:12]}); "
-            "search it with the model it was built with, or rebuild it")
+def _check_models(manifest: dict, models: Models, folder: Path) -> None:
+    """The models in hand against those the index's documents were encoded with."""
+    differs = mismatch(manifest, models, _models(manifest, query=False))
+    if differs:
+        raise BadIndexError(f"{folder} {differs}; search it with the model it was built with, or rebuild it")
 
 
 def _check_model_spec(manifest: dict, spec: str, folder: Path) -> None:
@@ -117,24 +112,6 @@ def _models(manifest: dict, mode: str | None = None, query: bool = True) -> froz
     if mode is None or mode == "hybrid" or mode not in settings.legs:
         return models()
     return models((mode,))
-
-
-def _dense_encoder(manifest: dict, folder: Path, dtype: str | None, device: str,
-                   loaded: SentenceEncoder | None = None) -> SentenceEncoder:
-    """The trained dense encoder an index was built with (loaded here unless given), checked against its
-    recorded fingerprint."""
-    built = manifest.get("dense_model") or {}
-    encoder = loaded or load_sentence_encoder(built.get("name", manifest["settings"]["dense_model"]),
-                                              _torch_dtype(dtype or built.get("dtype", "auto"), device), device)
-    if encoder.fingerprint != built.get("fingerprint"):
-        raise BadIndexError(f"{folder} was built with dense model '{built.get('name')}' (sha256 "
-                            f"{str(built.get('fingerprint'))[:12]}), but that model now has sha256 "
-                            f"{encoder.fingerprint[:12]}; rebuild the index")
-    return encoder
-
-
-def _torch_dtype(dtype: str, device: str):
-    return resolve_dtype(dtype, pick_device(device))
 
 
 def _ray_checks(options: RayOptions, source: str | None, backbone: Backbone | None, model: str,
@@ -162,15 +139,26 @@ def _cluster(options: RayOptions | None, model: str, dtype: str, fields: Fields 
 class Retriever:
     """A loaded index plus the model that encodes its queries (none for a lexical-only index)."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], backbone: Backbone | None,
-                 dense_encoder: SentenceEncoder | None = None, tokenizer: Any = None,
+    def __init__(self, folder: Path, manifest: dict[str, Any], models: Models,
                  loading: dict[str, Any] | None = None):
-        """tokenizer: the LLM's tokenizer where queries need it without the LLM; loading: how to load the
+        """models: what queries (and adds) need, checked against the manifest; loading: how to load the
         LLM later (dtype, device), when an add needs it and the searches did not."""
-        _check_model(manifest, backbone, folder)
-        self.path, self.backbone, self.dense_encoder, self.tokenizer = folder, backbone, dense_encoder, tokenizer
+        _check_models(manifest, models, folder)
+        self.path, self.models = folder, models
         self._loading = loading or {}
-        self.manifest, self.searcher = _open(folder, manifest, backbone, dense_encoder, tokenizer=tokenizer)
+        self.manifest, self.searcher = _open(folder, manifest, models)
+
+    @property
+    def backbone(self) -> Backbone | None:
+        return self.models.backbone
+
+    @property
+    def dense_encoder(self) -> SentenceEncoder | None:
+        return self.models.dense_encoder
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.models.tokenizer
 
     @classmethod
     def build(cls, documents: Iterable[Document | dict] | str | Path, path: str | Path | None = None, *,
@@ -207,16 +195,13 @@ class Retriever:
             docs = read_corpus(documents, fields)
         else:
             docs = documents_from(documents)
-        dense_encoder = None
-        if settings.needs_dense_model:  # a named preset or folder fails here, before the LLM loads
-            dense_encoder = load_sentence_encoder(settings.dense_model, _torch_dtype(dtype, device), device)
-        if settings.needs_model and backbone is None:
-            backbone = load_backbone(model, dtype=dtype, device=device, quiet=quiet)
+        specs = {kind: (settings.dense_model if kind == DENSE_MODEL else model, dtype) for kind in (LLM, DENSE_MODEL)}
+        models = Models(backbone=backbone).only(settings.models()).load(settings.models(), specs, device, quiet)
         with _cluster(ray, model, dtype, fields) as cluster:
-            build_index(docs, path, backbone, settings, progress=progress, source=source, restart=restart,
+            build_index(docs, path, models.backbone, settings, progress=progress, source=source, restart=restart,
                         chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
-                        dense_encoder=dense_encoder, cluster=cluster)
-        return cls(Path(path), read_manifest(Path(path)), backbone if settings.needs_model else None, dense_encoder)
+                        dense_encoder=models.dense_encoder, cluster=cluster)
+        return cls(Path(path), read_manifest(Path(path)), models)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, model: str | None = None, method: str | None = None,
@@ -237,21 +222,11 @@ class Retriever:
         if method is not None and method != built_method:
             raise BadIndexError(f"{folder} was built with method '{built_method}', not '{method}'")
         needed = _models(manifest, mode)
-        if DENSE_MODEL in needed:
-            dense_encoder = _dense_encoder(manifest, folder, dtype, device, dense_encoder)
-        else:
-            dense_encoder = None
         if model is not None and needed & {LLM, TOKENIZER}:
             _check_model_spec(manifest, model, folder)
-        if LLM not in needed:  # a backbone passed is kept (checked, for adds); none is loaded
-            tokenizer = None
-            if TOKENIZER in needed and backbone is None:
-                tokenizer = load_tokenizer(model or manifest["model"]["name"], quiet)
-            return cls(folder, manifest, backbone, dense_encoder, tokenizer, {"dtype": dtype, "device": device})
-        if backbone is None:
-            backbone = load_backbone(model or manifest["model"]["name"], dtype=dtype or manifest["model"]["dtype"],
-                                     device=device, quiet=quiet)
-        return cls(folder, manifest, backbone, dense_encoder)
+        given = Models(backbone=backbone, dense_encoder=dense_encoder if DENSE_MODEL in needed else None)
+        models = given.load(needed, specs(manifest, model, dtype), device, quiet)  # a backbone passed is kept
+        return cls(folder, manifest, models, {"dtype": dtype, "device": device})
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", explain: bool = True,
                filter: dict | str | None = None) -> list[Hit]:
@@ -299,12 +274,11 @@ class Retriever:
     def _writing_backbone(self, documents: Any) -> Backbone | None:
         """The LLM, loaded now if the searches did not need it (the key-token leg's own-token queries) but
         new documents do: the first add pays the load, a search never does."""
-        settings = self.searcher.settings
-        if self.backbone is None and settings.needs_model and documents:
-            model = self.manifest["model"]
-            self.backbone = load_backbone(model["name"], dtype=self._loading.get("dtype") or model["dtype"],
-                                          device=self._loading.get("device", "auto"))
-            _check_model(self.manifest, self.backbone, self.path)
+        if LLM in self.searcher.settings.models() and LLM not in self.models.kinds() and documents:
+            models = self.models.load(frozenset({LLM}), specs(self.manifest, dtype=self._loading.get("dtype")),
+                                      self._loading.get("device", "auto"))
+            _check_models(self.manifest, models, self.path)
+            self.models = models
         return self.backbone
 
     def delete(self, ids: Sequence[str]) -> dict[str, Any]:
@@ -320,8 +294,7 @@ class Retriever:
         return manifest
 
     def _reload(self, manifest: dict[str, Any]) -> None:
-        manifest, searcher = _open(self.path, manifest, self.backbone, self.dense_encoder, self.searcher.batcher,
-                                   tokenizer=self.tokenizer)
+        manifest, searcher = _open(self.path, manifest, self.models, self.searcher.batcher)
         self.manifest, self.searcher = manifest, searcher  # searches in flight keep the version they took
 
     def set_fusion(self, fusion: str, weights: dict[str, float] | None = None,
@@ -346,15 +319,14 @@ class Retriever:
         return info(self.path)
 
 
-def _open(folder: Path, manifest: dict[str, Any], backbone: Backbone | None, dense_encoder: SentenceEncoder | None,
-          batcher: MicroBatcher | None = None, tries: int = 3,
-          tokenizer: Any = None) -> tuple[dict[str, Any], Searcher]:
+def _open(folder: Path, manifest: dict[str, Any], models: Models, batcher: MicroBatcher | None = None,
+          tries: int = 3) -> tuple[dict[str, Any], Searcher]:
     """A searcher of the index's version manifest names. A writer that publishes a new version removes
     files only the old one used: a reader that read the old manifest just before then finds them gone, and
     opens the new version instead (an unchanged manifest means real damage, reported)."""
     while True:
         try:
-            return manifest, Searcher(folder, manifest, backbone, dense_encoder, batcher, tokenizer)
+            return manifest, Searcher(folder, manifest, models, batcher)
         except BadIndexError:
             tries -= 1
             current = read_manifest(folder)
@@ -396,7 +368,7 @@ def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompte
 
     Each method runs with the model's measured defaults (encoders/defaults.py), as an index would.
     """
-    backbone = backbone or load_backbone(model, dtype=dtype, quiet=quiet)
+    backbone = Models(backbone).load(frozenset({LLM}), {LLM: (model, dtype)}, quiet=quiet).backbone
     warm_up = list(dict.fromkeys(read_sts(files[0])[0]))[:64]  # the first batch's kernels, not counted
     rows = []
     for name in methods:

@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_memory import folder_mb, repeated_corpus
-
-from common import SCIFACT  # isort: skip (first: the offline environment)
+from common import SCIFACT, folder_mb, repeated_corpus  # isort: skip (first: the offline environment)
 
 ADD = """
 import json, statistics, sys, time
@@ -42,7 +40,7 @@ added = {"seconds": time.perf_counter() - started, "bytes": written() - before, 
 opens = []
 for _ in range(3):
     started = time.perf_counter()
-    Searcher(r.path, r.manifest, r.backbone)
+    Searcher(r.path, r.manifest, r.models)
     opens.append(time.perf_counter() - started)
 added["open_seconds"] = statistics.median(opens)
 before, started = written(), time.perf_counter()

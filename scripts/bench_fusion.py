@@ -24,7 +24,7 @@ from pathlib import Path
 from common import SCIFACT  # isort: skip (first: the offline environment)
 
 import numpy as np
-from sweep_knobs import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical  # a sibling script
+from key_token_variants import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg, recover_lexical
 
 from retriever.api import Retriever
 from retriever.eval.beir import read_split

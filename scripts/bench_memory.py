@@ -18,23 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SCIFACT, peak_mib  # isort: skip (first: the offline environment)
+from common import SCIFACT, folder_mb, peak_mib, repeated_corpus  # isort: skip (first: the offline environment)
 
 CORPUS = SCIFACT / "corpus.jsonl"
-
-def repeated_corpus(source: Path, docs: int, target: Path) -> Path:
-    """docs records cycled from source, each copy under new ids (a id -> a id~2)."""
-    lines = source.read_text(encoding="utf-8").splitlines()
-    with open(target, "w", encoding="utf-8") as out:
-        for i in range(docs):
-            record = json.loads(lines[i % len(lines)])
-            record["_id"] = f"{record['_id']}~{i // len(lines)}"
-            out.write(json.dumps(record) + "\n")
-    return target
-
-
-def folder_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
 def build(corpus: Path, index: Path, max_tokens: int, model: str) -> dict:

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 from common import STS  # isort: skip (first: the offline environment)
 
+from costs import interleaved_costs  # scripts/ is on the path when a script runs
+
 from retriever.api import evaluate_sts
 from retriever.eval.evaluate import read_sts
 from retriever.models.backbones import load_backbone
-from retriever.models.encoders import Encoder, defaults_for, make_method, method_names
+from retriever.models.encoders import method_names
 
 
 def main() -> None:
@@ -63,29 +63,6 @@ def main() -> None:
             print(f"| {model} | {method} | {cells} | {cost:.1f} | {cost / base_cost:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-
-
-def interleaved_costs(backbone, methods: list[str], texts: list[str], rounds: int = 1,
-                      max_tokens: int = 512) -> list[dict]:
-    """Each method's encoding cost (its prompt, hooks and pooling) on texts, with its measured defaults.
-
-    Round r times every method once, in turn, so slow drifts in the machine's load hit all methods alike:
-    the ratio to prompteol is the median of the per-round ratios. Also used by bench_speed.py.
-    """
-    encoders = {m: Encoder(backbone, make_method(m, **defaults_for(backbone.name, m)), max_tokens) for m in methods}
-    for encoder in encoders.values():
-        encoder.encode(texts[:8])  # warm-up
-    seconds: dict[str, list[float]] = {m: [] for m in methods}
-    tokens = dict.fromkeys(methods, 0)
-    for _ in range(rounds):
-        for name, encoder in encoders.items():
-            started = time.perf_counter()
-            tokens[name] = encoder.encode(texts).stats.tokens
-            seconds[name].append(1000 * (time.perf_counter() - started) / len(texts))
-    base = seconds.get("prompteol")
-    return [{"method": m, "tokens": tokens[m], "s_per_1k": round(statistics.median(seconds[m]), 2),
-             "vs_prompteol": round(statistics.median(s / b for s, b in zip(seconds[m], base, strict=True)), 3)
-             if base else None} for m in methods]
 
 
 def cost_table(models: list[str], methods: list[str], sentences: list[str], rounds: int) -> None:

@@ -41,7 +41,7 @@ from common import SCIFACT, peak_mib  # isort: skip (first: the offline environm
 
 import numpy as np
 import torch
-from bench_methods import interleaved_costs  # scripts/ is on the path when a script runs
+from costs import flops_per_token, interleaved_costs, matmul_rate  # scripts/ is on the path when a script runs
 
 from retriever import Retriever
 from retriever.corpus.readers import read_corpus
@@ -50,30 +50,6 @@ from retriever.indexing.indexer import build_index
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device, store_weights_transposed
 from retriever.models.encoders import EOL, Encoder, Method, make_method
 from retriever.settings import IndexSettings
-
-
-def matmul_rate(dtype: torch.dtype, sizes: tuple[int, ...] = (2048, 3072, 4096), rounds: int = 10,
-                device: str = "cpu") -> float:
-    """FLOP/s of large square matmuls: the median rate of rounds x len(sizes) single products, sizes
-    interleaved, so that a slow or fast moment of a shared machine moves one sample, not the figure."""
-    pairs = {n: (torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device))
-             for n in sizes}
-    for a, b in pairs.values():
-        a @ b
-    rates = []
-    for _ in range(rounds):
-        for n, (a, b) in pairs.items():
-            started = time.perf_counter()
-            a @ b
-            if device != "cpu":
-                torch.cuda.synchronize()
-            rates.append(2 * n**3 / (time.perf_counter() - started))
-    return statistics.median(rates)
-
-
-def flops_per_token(backbone) -> float:
-    """2 x the parameters every token meets in the decoder layers (embeddings and LM head excluded)."""
-    return 2.0 * sum(p.numel() for p in backbone.layers.parameters())
 
 
 def plain_forward(backbone, texts: list[str], length: int, budget: int, batches: int = 3) -> float:

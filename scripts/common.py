@@ -1,9 +1,11 @@
 """What the scripts share, in one place: where the data is (../shared beside the checkout), the offline
-environment (set when this module is imported, so import it before any model library), and peak memory
-in one unit (MiB). Scripts run as `python scripts/NAME.py`, so this folder is on their path."""
+environment (set when this module is imported, so import it before any model library), peak memory in
+one unit (MiB), and the corpora and sizes the benchmarks share. Scripts run as `python scripts/NAME.py`,
+so this folder is on their path; common.py, costs.py and key_token_variants.py are its libraries."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 from pathlib import Path
@@ -22,3 +24,17 @@ def peak_mib(children: bool = False) -> float:
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss / 1024
 
+
+def repeated_corpus(source: Path, docs: int, target: Path) -> Path:
+    """docs records cycled from source, each copy under new ids (a id -> a id~2)."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    with open(target, "w", encoding="utf-8") as out:
+        for i in range(docs):
+            record = json.loads(lines[i % len(lines)])
+            record["_id"] = f"{record['_id']}~{i // len(lines)}"
+            out.write(json.dumps(record) + "\n")
+    return target
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20

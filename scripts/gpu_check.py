@@ -42,7 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
-from bench_speed import flops_per_token, matmul_rate  # scripts/ is on the path when a script runs
+from costs import flops_per_token, matmul_rate  # scripts/ is on the path when a script runs
 
 PRESETS = ("smollm2-135m", "gemma3-270m")
 WHEELS = ("faiss-cpu==1.15.1", "bm25s==0.3.16", "PyStemmer==3.1.0", "pytrec-eval-terrier==0.5.11")

@@ -65,6 +65,14 @@ def tier_guard(request, monkeypatch):
     monkeypatch.setattr(sentence, "locate", guarded_dense)
 
 
+@pytest.fixture
+def no_model(monkeypatch):
+    """Any model load fails the test (tests/helpers/models.py)."""
+    from tests.helpers.models import forbid_models
+
+    forbid_models(monkeypatch)
+
+
 def pytest_report_header():
     return f"model dtype: {TEST_DTYPE} (RETRIEVER_TEST_DTYPE)"
 

@@ -34,6 +34,7 @@ from ..index.store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, e
 from ..legs.base import LegContext
 from ..legs.registry import leg_types
 from ..models.encoders import EncodeStats, defaults_for
+from ..models.loading import Models
 from ..settings import IndexSettings
 from ..timing import Clock
 from .defaults import CHUNK
@@ -249,7 +250,7 @@ def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: In
             count += chunk.info["documents"]
             empty += chunk.info["empty"]
             stats.add(EncodeStats(**chunk.info.get("stats", {})))
-        context = LegContext(settings, backbone, count, u1, stages.timing)
+        context = LegContext(settings, Models(backbone), count, u1, stages.timing)
         legs: dict[str, Any] = {}
         for leg in leg_types(settings.legs):
             legs.update(leg.write(segment, chunks, context))

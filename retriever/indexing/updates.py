@@ -29,6 +29,7 @@ from ..index.store import documents_table, exclusive, read_manifest, stored_cont
 from ..legs.base import LegContext, TablePart
 from ..legs.registry import leg_types
 from ..models.encoders import EncodeStats
+from ..models.loading import Models
 from ..settings import IndexSettings
 from .defaults import CHUNK
 from .encode import DocumentEncoders
@@ -60,7 +61,7 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
         change = Change(folder, manifest)
         _tombstone(change, segments, sorted(removed))
         if part is not None:
-            _add_segment(change, part, LegContext(settings, backbone, len(new), dense_encoder=dense_encoder,
+            _add_segment(change, part, LegContext(settings, Models(backbone, dense_encoder=dense_encoder), len(new),
                                                   manifest=manifest, segments=segments))
         replaced = len(removed) - len(set(delete))  # rows an upserted document took over
         fields = _updated_fields(manifest, stats, len(new) - replaced, len(removed) - replaced, replaced, source)

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 import pyarrow as pa
 
+from ..models.loading import Models
+
 if TYPE_CHECKING:
     from ..index.segments import Segment
     from ..index.store import FileWriter
@@ -77,14 +79,27 @@ class LegContext:
     stage clock."""
 
     settings: Settings
-    backbone: Any = None
+    models: Models = field(default_factory=Models)  # what is loaded (models/loading.py): none without a model leg
     documents: int = 0  # live documents in the index being opened
     u1: np.ndarray | None = None  # the key-token leg's principal component, to score alike
     timing: Callable[[str], AbstractContextManager] = lambda stage: nullcontext()
-    dense_encoder: Any = None  # the trained sentence encoder (sentence.py) when settings.dense_model names one
-    tokenizer: Any = None  # the LLM's tokenizer when the LLM itself is not loaded (Leg.query_models)
     manifest: dict[str, Any] = field(default_factory=dict)
     segments: Sequence[Segment] = ()
+
+    @property
+    def backbone(self) -> Any:
+        """The LLM (None for an index without a model leg, or a query side that needs its tokenizer only)."""
+        return self.models.backbone
+
+    @property
+    def dense_encoder(self) -> Any:
+        """The trained sentence encoder (models/sentence.py) when settings.dense_model names one."""
+        return self.models.dense_encoder
+
+    @property
+    def tokenizer(self) -> Any:
+        """The LLM's tokenizer when the LLM itself is not loaded (Leg.query_models)."""
+        return self.models.tokenizer
 
 
 class Leg(Protocol):

@@ -23,9 +23,9 @@ from ..errors import BadIndexError, RetrieverError
 from ..index.segments import live_documents, segments_of
 from ..legs.base import Leg, LegContext, Scorer
 from ..legs.registry import leg_names, leg_type
-from ..models.backbones import Backbone
 from ..models.encoders import Encoder
-from ..models.kinds import DENSE_MODEL, LLM, TOKENIZER
+from ..models.kinds import LLM, TOKENIZER
+from ..models.loading import Models
 from ..settings import IndexSettings
 from ..timing import Clock
 from .batching import MicroBatcher
@@ -64,22 +64,21 @@ class SearchRun:
 
 
 class Searcher:
-    def __init__(self, folder: str | Path, manifest: dict[str, Any], backbone: Backbone | None,
-                 dense_encoder: Any = None, batcher: MicroBatcher | None = None, tokenizer: Any = None):
-        """backbone, dense_encoder: the LLM and the trained dense encoder, None where not loaded: only the
-        legs whose query models are here are opened (a lexical-only search loads none). tokenizer: the LLM's
-        tokenizer alone, for legs whose queries need no forward pass (Leg.query_models). batcher: encode the
-        queries of concurrent searches together (batching.py); each call encodes its own when None."""
-        folder = Path(folder)
+    def __init__(self, folder: str | Path, manifest: dict[str, Any], models: Models | None = None,
+                 batcher: MicroBatcher | None = None):
+        """models: those loaded; only the legs whose query models are among them are opened (a lexical-only
+        search loads none). batcher: encode the queries of concurrent searches together (batching.py); each
+        call encodes its own when None."""
+        folder, models = Path(folder), models or Models()
         try:
             self.settings = IndexSettings.from_dict(manifest["settings"])
         except (TypeError, ValueError, RetrieverError) as exc:
             raise BadIndexError(f"{folder}: the manifest's settings are damaged ({exc})") from None
         self.legs = self.settings.ordered_legs
-        self.backbone, self._folder, self.batcher = backbone, folder, batcher
+        self.backbone, self._folder, self.batcher = models.backbone, folder, batcher
         self._encoder = None  # without the model, only the legs that need none are opened (lexical)
-        if LLM in self.settings.query_models() and backbone is not None:
-            self._encoder = Encoder(backbone, self.settings.make_method(),
+        if LLM in self.settings.query_models() and models.backbone is not None:
+            self._encoder = Encoder(models.backbone, self.settings.make_method(),
                                     self.settings.max_tokens)
         segments = segments_of(folder, manifest)
         self.documents = live_documents(segments)  # the live rows of every segment, numbered as the legs number them
@@ -88,12 +87,9 @@ class Searcher:
         self._rows: dict[str, int] | None = None
         if len(self.ids) != manifest["documents"]:
             raise BadIndexError(f"{folder}: manifest says {manifest['documents']} documents, found {len(self.ids)}")
-        context = LegContext(self.settings, backbone, len(self.ids), dense_encoder=dense_encoder, manifest=manifest,
-                             tokenizer=tokenizer)
-        loaded = {LLM, TOKENIZER} if backbone is not None else {TOKENIZER} if tokenizer is not None else set()
-        loaded |= {DENSE_MODEL} if dense_encoder is not None else set()
+        context = LegContext(self.settings, models, len(self.ids), manifest=manifest)
         self._legs: dict[str, Leg] = {name: leg_type(name).open(segments, context) for name in self.legs
-                                      if self.settings.query_models((name,)) <= loaded}
+                                      if self.settings.query_models((name,)) <= models.kinds()}
 
     def metadata(self) -> list[dict]:
         """Every document's metadata, parsed once, the first time a filter needs it."""

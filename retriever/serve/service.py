@@ -14,6 +14,7 @@ import hmac
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .. import api
@@ -21,6 +22,8 @@ from ..corpus.documents import documents_from
 from ..corpus.queries import check_queries
 from ..errors import BusyError, RetrieverError
 from ..index.store import read_manifest
+from ..models.kinds import DENSE_MODEL, LLM
+from ..models.loading import FIELD, sharing_key
 from ..search.batching import MicroBatcher, query_batcher
 from ..search.filters import parse_filter
 from .config import ServeConfig
@@ -71,26 +74,28 @@ class Service:
 
         faiss.omp_set_num_threads(self.config.search_threads)
         try:
-            backbones: dict[tuple, Any] = {}
-            dense: dict[str, Any] = {}
+            shared: dict[tuple, Any] = {}  # (kind, name, fingerprint) -> a model one index loaded
             counters: dict[int, Callable[[str], int]] = {}
             for name, path in self.config.indexes.items():
-                manifest = read_manifest(path)
-                model_key = (manifest["model"]["name"], manifest["model"].get("fingerprint"))
-                dense_key = (manifest.get("dense_model") or {}).get("fingerprint")
-                r = api.Retriever.load(path, backbone=backbones.get(model_key), dense_encoder=dense.get(dense_key),
-                                       dtype=self.config.dtype, device=self.config.device, quiet=quiet)
+                r = self._open(path, shared, quiet)
                 self.batchers.append(query_batcher(self.config.wait_ms, self.config.max_batch, name))
                 r.batch_requests(self.batchers[-1])
-                if r.backbone is not None:
-                    backbones[model_key] = r.backbone
-                if r.dense_encoder is not None:
-                    dense[dense_key] = r.dense_encoder
                 self.indexes[name] = Served(name, r, _token_counter(r, counters))
             self.state = "ready"
         except Exception as exc:  # reported by /health and the server's log; the process then stops
             self.state, self.error = "failed", str(exc)
             raise
+
+    def _open(self, path: Path, shared: dict[tuple, Any], quiet: bool) -> api.Retriever:
+        """One index, given the models of its kinds that an index opened before loaded (the same name and
+        weights); what it loads itself is shared on."""
+        manifest = read_manifest(path)
+        given = {FIELD[kind]: shared.get(sharing_key(manifest, kind)) for kind in (LLM, DENSE_MODEL)}
+        r = api.Retriever.load(path, **given, dtype=self.config.dtype, device=self.config.device, quiet=quiet)
+        for kind in (LLM, DENSE_MODEL):
+            if r.models.get(kind) is not None:
+                shared.setdefault(sharing_key(manifest, kind), r.models.get(kind))
+        return r
 
     def close(self) -> None:
         for batcher in self.batchers:
@@ -224,7 +229,7 @@ class Service:
 def _token_counter(r: api.Retriever, cache: dict[int, Callable[[str], int]]) -> Callable[[str], int]:
     """Counts a query's tokens with the index's first model's tokenizer (a private copy, so counting never
     waits for a running forward pass), or its words when it has no model."""
-    model = next((m for m in (r.backbone, r.tokenizer, r.dense_encoder) if m is not None), None)
+    model = r.models.first()
     if model is None:
         return lambda text: len(text.split())
     if id(model) not in cache:

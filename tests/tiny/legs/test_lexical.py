@@ -9,6 +9,7 @@ from retriever import Retriever
 from retriever.errors import BadIndexError, RetrieverError
 
 from ...conftest import DEMO
+from ...helpers.models import forbid_llm
 
 
 def test_lexical_only_index_never_runs_the_model(tmp_path, tiny_backbone, monkeypatch):
@@ -31,10 +32,9 @@ def test_lexical_only_index_never_runs_the_model(tmp_path, tiny_backbone, monkey
 
 
 def test_a_lexical_only_index_loads_without_the_model(tmp_path, tiny_backbone, monkeypatch):
-    import retriever.api
 
     built = Retriever.build(DEMO, tmp_path / "bm25", backbone=tiny_backbone, legs=("lexical",))
-    monkeypatch.setattr(retriever.api, "load_backbone", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    forbid_llm(monkeypatch)
     loaded = Retriever.load(tmp_path / "bm25")
     assert loaded.backbone is None
     for query in ("why does lava come out of a mountain", "honey bees"):

@@ -4,6 +4,7 @@ real data; what they measure is in docs/.)"""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ...conftest import ROOT
 
+LIBRARIES = {"common", "costs", "key_token_variants"}  # what scripts share; a script imports no other script
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 
 
@@ -25,3 +27,15 @@ def test_every_script_imports_and_parses_its_arguments():
     with ThreadPoolExecutor(2) as pool:
         failed = [(name, text) for name, code, text in pool.map(_help, SCRIPTS) if code != 0]
     assert not failed, failed
+
+
+def test_scripts_share_code_through_the_libraries_only():
+    names = {script.stem for script in SCRIPTS}
+    assert LIBRARIES <= names
+    for script in SCRIPTS:
+        tree = ast.parse(script.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+        assert imported & names <= LIBRARIES, (script.name, imported & names - LIBRARIES)
