@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from .corpus.documents import Document, Fields, documents_from
 from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
-from .eval.evaluate import read_sts, sts_spearman
 from .index.home import home, last_built
 from .index.store import check_target, disk_size, exclusive, read_manifest, rewrite_manifest
 from .indexing.defaults import CHUNK
@@ -32,7 +31,6 @@ from .models.backbones import (
     Backbone,
     fingerprint,
 )
-from .models.encoders import Encoder, defaults_for, make_method
 from .models.kinds import DENSE_MODEL, LLM, TOKENIZER
 from .models.loading import Models, mismatch, specs
 from .models.sentence import SentenceEncoder
@@ -359,23 +357,3 @@ def info(path: str | Path | None = None) -> dict[str, Any]:
     folder = Path(path) if path is not None else last_built()
     manifest = read_manifest(folder)
     return {"path": str(folder.resolve()), "size_bytes": disk_size(folder), **manifest}
-
-
-def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompteol",), *,
-                 model: str = DEFAULT_MODEL, backbone: Backbone | None = None, dtype: str = "auto",
-                 max_tokens: int = 512, quiet: bool = True) -> list[dict[str, Any]]:
-    """Spearman x100 of each method on each STS file, with its encoding cost; one row per method and file.
-
-    Each method runs with the model's measured defaults (encoders/defaults.py), as an index would.
-    """
-    backbone = Models(backbone).load(frozenset({LLM}), {LLM: (model, dtype)}, quiet=quiet).backbone
-    warm_up = list(dict.fromkeys(read_sts(files[0])[0]))[:64]  # the first batch's kernels, not counted
-    rows = []
-    for name in methods:
-        params = defaults_for(backbone.name, name)
-        encoder = Encoder(backbone, make_method(name, **params), max_tokens)
-        encoder.encode(warm_up)
-        for file in files:
-            result = sts_spearman(lambda texts, e=encoder: e.encode(texts).dense, file)
-            rows.append({"method": name, "params": params, "file": str(file), "model": backbone.name, **result})
-    return rows

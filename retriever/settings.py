@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import RetrieverError
+from .fusion import fusion_names, fusion_params
 from .legs import options
 from .legs.registry import configured_legs, leg_config, leg_names, leg_type, query_models
 from .models.encoders.prompts import PROMPT_FORMATS
 from .models.kinds import DENSE_MODEL, LLM
 from .models.presets import DEFAULT_DENSE_MODEL
-from .search.fusion import fusion_names, fusion_params
 
 if TYPE_CHECKING:
     from .models.encoders.base import Method
@@ -45,7 +45,7 @@ class IndexSettings:
     max_tokens: int = 128  # the LLM's budget: own tokens come from the whole text (SparseConfig.own_span)
     legs: tuple[str, ...] = LEGS
     fusion: str = DEFAULT_FUSION
-    fusion_params: dict[str, float] = field(default_factory=dict)  # the fusion's own (search/fusion.py)
+    fusion_params: dict[str, float] = field(default_factory=dict)  # the fusion's own (fusion.py)
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     # the dense leg's trained sentence encoder (models/sentence.py; None: the LLM's method vectors)
     dense_model: str | None = field(default_factory=lambda: DEFAULT_DENSE_MODEL)

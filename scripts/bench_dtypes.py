@@ -22,9 +22,9 @@ from common import ROOT, SHARED  # isort: skip (first: the offline environment)
 import numpy as np
 import torch
 
-from retriever.api import evaluate_sts
 from retriever.corpus.queries import read_qrels
 from retriever.eval.beir import evaluate_beir, read_trec
+from retriever.eval.sts import evaluate_sts
 from retriever.models.backbones import auto_dtype, load_backbone, pick_device
 from retriever.settings import IndexSettings
 

@@ -30,7 +30,7 @@ from retriever.api import Retriever
 from retriever.eval.beir import read_split
 from retriever.eval.evaluate import evaluate, retrieval_measures
 from retriever.eval.tuning import Scored, fused_run, simplex
-from retriever.search.fusion import fusion_names, get_fusion
+from retriever.fusion import fusion_names, get_fusion
 
 LLM_LEGS = ("sparse", "dense")  # legs whose vectors come from the LLM (the dense one unless a dense model)
 RESIDUALS: dict[tuple[str, ...], np.ndarray] = {}  # each split's query vectors, encoded once

@@ -21,8 +21,8 @@ from common import STS  # isort: skip (first: the offline environment)
 
 from costs import interleaved_costs  # scripts/ is on the path when a script runs
 
-from retriever.api import evaluate_sts
 from retriever.eval.evaluate import read_sts
+from retriever.eval.sts import evaluate_sts
 from retriever.models.backbones import load_backbone
 from retriever.models.encoders import method_names
 

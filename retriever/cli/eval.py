@@ -36,10 +36,10 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
     Each FILE is a TSV with a header row `sentence1<TAB>sentence2<TAB>score` (as STS-B ships), then one pair a
     line. Fewer than two distinct scores or similarities make Spearman undefined: it is reported as null.
     """
-    from .. import api
+    from ..eval.sts import evaluate_sts
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    rows = api.evaluate_sts(files, names, model=model, dtype=dtype)
+    rows = evaluate_sts(files, names, model=model, dtype=dtype)
     if as_json:
         print_json(rows)
         return

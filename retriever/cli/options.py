@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from ..errors import RetrieverError
+from ..fusion import fusion_names
 from ..legs.options import Option, from_options, options_of
 from ..legs.registry import configured_legs, leg_config, leg_names
 from ..models.encoders.registry import DEFAULT_METHOD, method_names
 from ..models.presets import DEFAULT_DENSE_MODEL, DEFAULT_MODEL, PRESETS, SENTENCE_PRESETS
-from ..search.fusion import fusion_names
 from ..settings import DEFAULT_WEIGHTS, LEGS, IndexSettings
 
 

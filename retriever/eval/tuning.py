@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..search.fusion import fuse, fusion_names, get_fusion
+from ..fusion import fuse, fusion_names, get_fusion
 from .evaluate import evaluate
 
 Run = dict[str, dict[str, float]]
@@ -48,7 +48,7 @@ def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float
 
 def tune_weights(scored: Sequence[Scored], qrels: Mapping[str, Mapping[str, int]], legs: Sequence[str],
                  step: float = 0.05, measure: str = "ndcg_cut_10") -> tuple[dict, list[dict]]:
-    """The best fusion on the tuning split, over every registered one (search/fusion.py): a weighted fusion
+    """The best fusion on the tuning split, over every registered one (fusion.py): a weighted fusion
     at every point of the weight grid, the others once with their default parameters; a tie goes to the
     plainer (Fusion.plainness: convex, then DBSF, then RRF).
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..corpus.queries import check_queries
 from ..errors import BadIndexError, RetrieverError
+from ..fusion import fuse
 from ..index.segments import live_documents, segments_of
 from ..legs.base import Leg, LegContext, Scorer
 from ..legs.registry import leg_names, leg_type
@@ -30,7 +31,6 @@ from ..settings import IndexSettings
 from ..timing import Clock
 from .batching import MicroBatcher
 from .filters import mask, parse_filter
-from .fusion import fuse
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retriever.search.fusion import convex, fuse, min_max, ranks, rrf
+from retriever.fusion import convex, fuse, min_max, ranks, rrf
 
 
 def test_ranks_descending_with_stable_ties():
@@ -53,7 +53,7 @@ def test_unknown_fusion_and_mismatched_legs_fail():
 
 
 def test_dbsf_scales_by_mean_and_three_standard_deviations():
-    from retriever.search.fusion import distribution
+    from retriever.fusion import distribution
 
     x = np.array([1.0, 2.0, 3.0, 10.0])
     mean, sd = x.mean(), x.std()

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from retriever import IndexSettings, Retriever, RetrieverError
 from retriever.cli import main
 from retriever.eval.tuning import Scored, tune_weights
+from retriever.fusion import Fusion, fuse, min_max, register_fusion, unregister_fusion
 from retriever.legs.registry import register, unregister
-from retriever.search.fusion import Fusion, fuse, min_max, register_fusion, unregister_fusion
 
 from ...conftest import DEMO
 from ...helpers.toy_leg import TitleLeg
