@@ -23,7 +23,7 @@ from .index.home import home, last_built
 from .index.store import check_target, disk_size, exclusive, read_manifest, rewrite_manifest
 from .indexing.defaults import CHUNK
 from .indexing.indexer import Progress, build_index
-from .indexing.updates import optimize_index, update_index
+from .indexing.updates import check_additions, optimize_index, update_index
 from .indexing.verify import verify_index
 from .models.backbones import (
     DEFAULT_MODEL,
@@ -80,6 +80,10 @@ def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
     columns = [docs.column(name).take(rows).to_pylist() for name in ("title", "text", "metadata")]
     return {row: {"title": title, "text": text, "metadata": json.loads(meta) if meta else {}}
             for row, title, text, meta in zip(rows, *columns, strict=True)}
+
+
+def _content(stored: dict[str, Any]) -> str:
+    return Document("", stored["text"], stored["title"]).content
 
 
 def _check_models(manifest: dict, models: Models, folder: Path) -> None:
@@ -192,7 +196,8 @@ class Retriever:
                 pass
             docs = read_corpus(documents, fields)
         else:
-            docs = documents_from(documents)
+            docs = documents_from(documents)  # a list is checked whole before a model loads; an iterator
+            docs = list(docs) if isinstance(documents, Sequence) else docs  # streams, its chunks kept
         specs = {kind: (settings.dense_model if kind == DENSE_MODEL else model, dtype) for kind in (LLM, DENSE_MODEL)}
         models = Models(backbone=backbone).only(settings.models()).load(settings.models(), specs, device, quiet)
         with _cluster(ray, model, dtype, fields) as cluster:
@@ -241,7 +246,8 @@ class Retriever:
         run = searcher.run(queries, k=k, mode=mode, filter=filter)
         rows = sorted({r.row for query in run.queries for r in query.hits})
         stored = _stored(searcher, rows)
-        return [[_hit(searcher.ids[r.row], rank, r, stored[r.row], searcher.explain(run, qi, r.row) if explain else [])
+        return [[_hit(searcher.ids[r.row], rank, r, stored[r.row],
+                      searcher.explain(run, qi, r.row, _content(stored[r.row])) if explain else [])
                  for rank, r in enumerate(query.hits, start=1)]
                 for qi, query in enumerate(run.queries)]
 
@@ -257,15 +263,18 @@ class Retriever:
         self.searcher.batcher = batcher  # read per call; a reloaded searcher (after add) keeps it
 
     def add(self, documents: Iterable[Document | dict] | str | Path, *, upsert: bool = False,
-            progress: Progress | None = None, fields: Fields | None = None) -> dict[str, Any]:
+            progress: Progress | None = None, fields: Fields | None = None, source: str | None = None,
+            batch_tokens: int | None = None) -> dict[str, Any]:
         """Add documents (as build takes them), scored exactly like the ones already indexed (same u_1).
 
-        An id already in the index is refused unless upsert, which replaces that document.
+        An id already in the index is refused unless upsert, which replaces that document. Every document
+        is read and checked, and every id against the index, before a model loads. source: the name the
+        update log records (default: the corpus file, or "documents"); batch_tokens: as build's.
         """
-        source = str(documents) if isinstance(documents, str | Path) else "documents"
-        docs = read_corpus(documents, fields) if isinstance(documents, str | Path) else documents_from(documents)
+        docs, source = read_additions(self.path, documents, upsert, fields, source)
         manifest = update_index(self.path, add=docs, upsert=upsert, backbone=self._writing_backbone(docs),
-                                progress=progress, source=source, dense_encoder=self.dense_encoder)
+                                progress=progress, source=source, dense_encoder=self.dense_encoder,
+                                batch_tokens=batch_tokens)
         self._reload(manifest)
         return manifest
 
@@ -331,6 +340,18 @@ def _open(folder: Path, manifest: dict[str, Any], models: Models, batcher: Micro
             if tries == 0 or current.get("checksum") == manifest.get("checksum"):
                 raise
             manifest = current
+
+
+def read_additions(path: str | Path, documents: Iterable[Document | dict] | str | Path, upsert: bool = False,
+                   fields: Fields | None = None, source: str | None = None) -> tuple[list[Document], str]:
+    """An add's documents read and checked (every record, and every id against the index at path) without
+    a model; returns them with the name the update log records."""
+    if isinstance(documents, str | Path):
+        docs, source = list(read_corpus(documents, fields)), source or str(documents)
+    else:
+        docs, source = list(documents_from(documents)), source or "documents"
+    check_additions(path, docs, upsert, source)
+    return docs, source
 
 
 def optimize(path: str | Path) -> dict[str, Any]:

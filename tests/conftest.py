@@ -68,7 +68,7 @@ def tier_guard(request, monkeypatch):
 @pytest.fixture
 def no_model(monkeypatch):
     """Any model load fails the test (tests/helpers/models.py)."""
-    from tests.helpers.models import forbid_models
+    from .helpers.models import forbid_models
 
     forbid_models(monkeypatch)
 

@@ -16,6 +16,7 @@ from ..indexing.defaults import CHUNK
 from ..settings import IndexSettings
 from .info import human_bytes
 from .options import (
+    BATCH_TOKENS,
     DEVICE,
     LAST_INDEX,
     THREADS,
@@ -44,8 +45,10 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
                                    overwrite=overwrite, device=device, batch_tokens=batch_tokens, fields=fields,
                                    ray=ray)
     except KeyboardInterrupt:
-        click.echo(f"interrupted: {target} is unchanged; the chunks already encoded are kept, and the same "
-                   "command resumes from them (--restart discards them)", err=True)
+        from ..index.checkpoint import committed_documents
+
+        click.echo(f"interrupted: {target} is unchanged; {committed_documents(target):,} documents are committed "
+                   "and kept, and the same command resumes from them (--restart discards them)", err=True)
         sys.exit(130)
     finally:
         if progress:
@@ -65,8 +68,7 @@ def _build(corpus: Path, target: Path, settings: IndexSettings, model: str, dtyp
 @click.option("--id-field", help="The field (column) that holds the id (default: _id or id).")
 @click.option("--text-field", help="The field (column) that holds the text (default: text, or Pyserini's contents).")
 @click.option("--title-field", help="The field (column) that holds the title (default: title).")
-@click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
-              help="Tokens per forward pass (default: 2,048 on a CPU, 32,768 on a GPU); speed only, same vectors.")
+@BATCH_TOKENS
 @DEVICE
 @THREADS
 @click.option("--ray", "on_ray", is_flag=True,
@@ -109,32 +111,48 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
 
         print_json(api.info(target))
     elif not quiet:
-        rate = m["tokens_embedded"] / max(m["build_seconds"], 1e-9)
-        click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s "
-                   f"({rate:,.0f} tokens/s); {m['documents_truncated']:,} truncated to {settings.max_tokens} "
-                   "tokens", err=True)
+        click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s"
+                   f"{_encoding_summary(m, settings)}", err=True)
         if m.get("resumed_documents"):
             click.echo(f"resumed: {m['resumed_documents']:,} documents came from the interrupted build", err=True)
         if m["documents_empty"]:
             click.echo(f"warning: {m['documents_empty']} documents have no text and no title", err=True)
 
 
+def _encoding_summary(manifest: dict, settings: IndexSettings) -> str:
+    """Tokens/s and truncation of the model that counted them: the LLM's limit, else the dense model's;
+    nothing for an index that ran no model."""
+    if not settings.models():
+        return ""
+    rate = manifest["tokens_embedded"] / max(manifest["build_seconds"], 1e-9)
+    limit = settings.max_tokens if settings.needs_model else (manifest.get("dense_model") or {}).get("max_tokens")
+    return f" ({rate:,.0f} tokens/s); {manifest['documents_truncated']:,} truncated to {limit} tokens"
+
+
 @click.command()
 @click.argument("index_dir", metavar="INDEX", type=click.Path(path_type=Path))
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option("--upsert", is_flag=True, help="Replace documents whose id is already in the index.")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default=None,
+              help="The model's dtype (default: the one the index was built in).")
+@BATCH_TOKENS
+@DEVICE
+@THREADS
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")
-def add(index_dir: Path, corpus: Path, upsert: bool, quiet: bool, as_json: bool) -> None:
+def add(index_dir: Path, corpus: Path, upsert: bool, dtype: str | None, batch_tokens: int | None, device: str,
+        threads: int | None, quiet: bool, as_json: bool) -> None:
     """Add a JSONL corpus's documents to an index, scored like the ones already in it."""
     from .. import api
 
-    retriever = api.Retriever.load(index_dir, quiet=quiet)
-    progress = None if quiet else Progress(count_documents(corpus), desc="adding")
+    docs, source = api.read_additions(index_dir, corpus, upsert)  # every line and id checked; no model yet
+    use_threads(threads)
+    retriever = api.Retriever.load(index_dir, quiet=quiet, dtype=dtype, device=device)
+    progress = None if quiet else Progress(len(docs), desc="adding")
     try:
         if progress:
             progress(0, 0)
-        manifest = retriever.add(corpus, upsert=upsert, progress=progress)
+        manifest = retriever.add(docs, upsert=upsert, progress=progress, source=source, batch_tokens=batch_tokens)
     finally:
         if progress:
             progress.close()

@@ -11,7 +11,16 @@ import click
 from ..index.home import home
 from ..models.encoders import DEFAULT_METHOD, method_names
 from ..models.presets import DEFAULT_MODEL
-from .options import WithLegOptions, index_options, index_settings, print_json
+from .options import (
+    BATCH_TOKENS,
+    DEVICE,
+    THREADS,
+    WithLegOptions,
+    index_options,
+    index_settings,
+    print_json,
+    use_threads,
+)
 from .progress import Progress, raise_interrupt
 
 if TYPE_CHECKING:
@@ -29,8 +38,12 @@ def eval_group() -> None:
 @click.option("--method", "methods", default=DEFAULT_METHOD, show_default=True,
               help=f"Comma-separated methods: {', '.join(method_names())}.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto")
+@BATCH_TOKENS
+@DEVICE
+@THREADS
 @click.option("--json", "as_json", is_flag=True)
-def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_json: bool) -> None:
+def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, batch_tokens: int | None, device: str,
+             threads: int | None, as_json: bool) -> None:
     """Spearman x100 between cosine similarity and gold scores.
 
     Each FILE is a TSV with a header row `sentence1<TAB>sentence2<TAB>score` (as STS-B ships), then one pair a
@@ -39,7 +52,8 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
     from ..eval.sts import evaluate_sts
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    rows = evaluate_sts(files, names, model=model, dtype=dtype)
+    use_threads(threads)
+    rows = evaluate_sts(files, names, model=model, dtype=dtype, device=device, batch_tokens=batch_tokens)
     if as_json:
         print_json(rows)
         return
@@ -69,11 +83,15 @@ def eval_sts(files: tuple[Path, ...], model: str, methods: str, dtype: str, as_j
 @click.option("--depth", type=click.IntRange(min=10), default=100, show_default=True)
 @click.option("--plot", "make_plot", is_flag=True, help="Also write report.png (needs matplotlib).")
 @index_options
+@BATCH_TOKENS
+@DEVICE
+@THREADS
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, out: Path | None, tune: bool,
               tune_split: str, tune_step: float, ignore_identical_ids: bool, depth: int, make_plot: bool,
-              quiet: bool, as_json: bool, **opts) -> None:
+              batch_tokens: int | None, device: str, threads: int | None, quiet: bool, as_json: bool,
+              **opts) -> None:
     """nDCG@10, Recall@100, MRR@10 and MAP of each leg and the fusion on a BEIR folder, in one run.
 
     Index options apply when the index is built; a reused index keeps its own.
@@ -84,6 +102,7 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
     index_dir = index_dir or home() / f"beir-{dataset.resolve().name}"
     out = out or index_dir.parent / f"{index_dir.name}-eval" / split
     signal.signal(signal.SIGTERM, raise_interrupt)
+    use_threads(threads)
     progress = None if quiet else Progress(None)
     queries_bar = None if quiet else Progress(None, unit="query", desc="searching")
     try:
@@ -91,7 +110,8 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
                                model=opts["model"], dtype=opts["dtype"], rebuild=rebuild, tune=tune,
                                tune_split=tune_split, tune_step=tune_step,
                                ignore_identical_ids=ignore_identical_ids, depth=depth, make_plot=make_plot,
-                               progress=progress, on_queries=queries_bar, quiet=quiet)
+                               progress=progress, on_queries=queries_bar, quiet=quiet, device=device,
+                               batch_tokens=batch_tokens)
     finally:
         for bar in (progress, queries_bar):
             if bar:
@@ -102,4 +122,5 @@ def eval_beir(dataset: Path, split: str, index_dir: Path | None, rebuild: bool, 
     from ..eval.beir import markdown
 
     click.echo(markdown(report))
-    click.echo(f"run files, report.json and report.md in {out}", err=True)
+    click.echo(f"run files, report.json{', report.md and report.png' if make_plot else ' and report.md'} in {out}",
+               err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -13,10 +14,17 @@ from . import build, eval, info, search, serve
 class Group(click.Group):
     """Turns the engine's own errors into one clear line and exit code 1, never a traceback."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["json"] = "--json" in args  # a script asked for JSON: its errors come as JSON too
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except RetrieverError as exc:
+            if ctx.meta.get("json"):
+                click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
+                sys.exit(1)
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

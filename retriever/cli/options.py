@@ -150,8 +150,25 @@ LAST_INDEX = click.option("--index", "index_dir", type=click.Path(path_type=Path
                           help="Index folder (default: the last one built).")
 
 
+def _usable_device(ctx, param, value: str) -> str:
+    """--device cuda on a torch that cannot use one is refused at once, not after reading the corpus."""
+    if value not in ("auto", "cpu"):
+        from ..models.backbones import pick_device
+
+        try:
+            pick_device(value)
+        except RetrieverError as exc:
+            raise click.BadParameter(str(exc).removeprefix(f"--device {value}: ")) from None
+    return value
+
+
 DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                      help="Where the model runs (auto: a GPU when torch sees one).")
+                      callback=_usable_device, help="Where the model runs (auto: a GPU when torch sees one).")
+
+
+BATCH_TOKENS = click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
+                            help="Tokens per forward pass (default: 2,048 on a CPU, 32,768 on a GPU); speed only, "
+                                 "same vectors.")
 
 
 THREADS = click.option("--threads", type=click.IntRange(min=1), default=None,

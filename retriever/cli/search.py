@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,11 +54,34 @@ def _query_set(queries: tuple[str, ...], queries_file: str | None) -> dict[str, 
     return found
 
 
+def _check_output(output: Path | None, fmt: str | None, as_json: bool, as_jsonl: bool) -> str:
+    """The output options, checked before the model loads; returns the run file's format."""
+    if as_json and as_jsonl:
+        raise click.UsageError("give --json or --jsonl, not both")
+    if output is None:
+        if fmt is not None:
+            raise click.UsageError("--format is the --output file's format: give --output FILE too")
+        return "trec"
+    if output.is_dir():
+        raise click.BadParameter(f"{output} is a folder; give a file name", param_hint="--output")
+    if not output.parent.is_dir():
+        raise click.BadParameter(f"{output.parent} does not exist: create it first", param_hint="--output")
+    if not os.access(output.parent, os.W_OK):
+        raise click.BadParameter(f"{output.parent} is not writable here", param_hint="--output")
+    if (as_json or as_jsonl):
+        raise click.UsageError("--output writes a run file; --json and --jsonl print to stdout: give one")
+    return fmt or "trec"
+
+
 def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
     """A run file: TREC (qid Q0 doc rank score tag), JSONL (one result object a line) or TSV (qid doc rank score)."""
     from ..eval.beir import trec_line
 
-    with open(path, "w", encoding="utf-8") as fh:
+    try:
+        fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        raise click.FileError(str(path), hint=exc.strerror) from None
+    with fh:
         for r in results:
             if fmt == "jsonl":
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -83,8 +107,8 @@ def _write_run(results: list[dict], path: Path, fmt: str, tag: str) -> None:
               help='One JSON object {"results": [{"query_id", "query", "mode", "hits": [...]}, ...]}.')
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="The same result objects, one JSON line per query.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write a run file instead of printing hits.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="trec", show_default=True,
-              help="The --output file's format.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="The --output file's format (default trec).")
 @click.option("--run-tag", default="retriever", show_default=True, help="The TREC run's tag column.")
 @DEVICE
 @THREADS
@@ -98,6 +122,7 @@ def search(queries: tuple[str, ...], index_dir: Path | None, queries_file: str |
     """
     from ..search.filters import parse_filter
 
+    fmt = _check_output(output, fmt, as_json, as_jsonl)
     wanted = _query_set(queries, queries_file)
     check_queries(list(wanted.values()))  # an empty query or a bad filter fails here, before the model loads
     parse_filter(filter_)

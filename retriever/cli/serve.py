@@ -26,7 +26,8 @@ from .options import DEVICE, THREADS, use_threads
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="A file holding the bearer token writes must send.")
 @click.option("--max-k", type=click.IntRange(min=1), default=Limits.max_k, show_default=True)
-@click.option("--max-query-chars", type=click.IntRange(min=1), default=Limits.max_query_chars, show_default=True)
+@click.option("--max-query-chars", type=click.IntRange(min=1, max=Limits.max_query_chars),
+              default=Limits.max_query_chars, show_default=True, help="At most the API's own limit.")
 @click.option("--max-query-tokens", type=click.IntRange(min=1), default=Limits.max_query_tokens, show_default=True)
 @click.option("--max-batch-queries", type=click.IntRange(min=1), default=Limits.max_batch_queries, show_default=True,
               help="Queries in one /search/batch request.")

@@ -5,6 +5,7 @@ file, line and field; ids unique; the id, text and title fields renamed where th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,12 +76,11 @@ def parse_document(obj: Any, source: str | None = None, line: int | None = None)
     text_key = "text" if "text" in obj or "contents" not in obj else "contents"  # Pyserini's JSONL says contents
     if obj.get(text_key) is None and not title:
         raise InputError("missing 'text' (and no 'title' to index the document by)", source, line, "text")
-    return Document(
-        id=_encodable(id_of(obj, source, line), source, line, "_id"),
-        text=_encodable(string_field(obj, text_key, source, line, required=False), source, line, text_key),
-        title=title,
-        metadata=metadata,
-    )
+    doc_id = _encodable(id_of(obj, source, line), source, line, "_id")
+    text = _encodable(string_field(obj, text_key, source, line, required=False), source, line, text_key)
+    if not text.strip() and not title.strip():  # it would match nothing, yet rank by its empty vector
+        raise InputError("empty document: no text and no title", source, line, text_key)
+    return Document(id=doc_id, text=text, title=title, metadata=metadata)
 
 
 def validate_unique(documents: Iterable[tuple[Document, str | None, int | None]]) -> Iterator[Document]:
@@ -114,19 +114,35 @@ class Fields:
         return renamed
 
 
-def as_record(obj: Any, fields: Fields, table: bool) -> Any:
-    """A decoded record with the id/text/title fields renamed; a table row's other columns become metadata."""
+def as_record(obj: Any, fields: Fields, table: bool, text_cells: bool = False) -> Any:
+    """A decoded record with the id/text/title fields renamed; a table row's other columns become metadata
+    (typed, where the format's cells are all text: CSV and TSV)."""
     if not isinstance(obj, dict):
         return obj
     obj = fields.apply(obj)
-    return _columns(obj) if table else obj
+    return _columns(obj, text_cells) if table else obj
 
 
-def _columns(row: dict) -> dict:
+INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
+
+
+def cell_value(text: str) -> Any:
+    """A CSV cell as the number it spells, so that a range filter ({"year": {"gte": 1991}}) matches it; only
+    plainly written numbers: "02139", "1e5" or "nan" stay text, as a zip code or a code must."""
+    if INTEGER.fullmatch(text):
+        return int(text)
+    if DECIMAL.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _columns(row: dict, text_cells: bool) -> dict:
     """A table row as a record: the id, text and title columns as they are, every other column metadata."""
     known = {"_id", "id", "text", "contents", "title", "metadata"}
     record = {k: v for k, v in row.items() if k in known}
-    extra = {k: v for k, v in row.items() if k not in known and v is not None and v != ""}
+    extra = {k: cell_value(v) if text_cells and isinstance(v, str) else v
+             for k, v in row.items() if k not in known and v is not None and v != ""}
     if extra:
         record["metadata"] = {**(record.get("metadata") or {}), **extra}
     return record

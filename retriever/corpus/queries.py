@@ -76,17 +76,23 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def check_queries(queries: Sequence[Any]) -> None:
-    """Every query a non-empty string of valid Unicode; the first that is not is named by its position."""
+MAX_QUERY_CHARS = 4000  # the API's, the CLI's and (by default) the server's: a query, not a document
+
+
+def check_queries(queries: Sequence[Any], max_chars: int = MAX_QUERY_CHARS) -> None:
+    """Every query a non-empty string of valid Unicode, of at most max_chars characters; the first that is
+    not is named by its position."""
     for number, query in enumerate(queries, start=1):
-        _check_query(query, number)
+        _check_query(query, number, max_chars)
 
 
-def _check_query(query: Any, number: int) -> None:
+def _check_query(query: Any, number: int, max_chars: int) -> None:
     if not isinstance(query, str):
         raise InputError("a query must be a string", "queries", number)
     if not query.strip():
         raise InputError("empty query", "queries", number)
+    if len(query) > max_chars:
+        raise InputError(f"the query has {len(query):,} characters; the limit is {max_chars:,}", "queries", number)
     try:
         query.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -40,6 +40,7 @@ class Reader:
     name: ClassVar[str]
     label: ClassVar[str]  # as messages name it
     table: ClassVar[bool] = False  # rows of columns: every column but id, text and title becomes metadata
+    text_cells: ClassVar[bool] = False  # every cell is text (CSV): metadata numbers are read as numbers
 
     def records(self, path: Path) -> Iterator[Record]:
         raise NotImplementedError
@@ -147,6 +148,7 @@ class Delimited(Reader):
     """CSV or TSV with a header row (quoting as the csv module reads it); reported by line."""
 
     table = True
+    text_cells = True  # a number column reads as numbers in metadata
 
     def __init__(self, name: str, delimiter: str):
         self.name, self.label, self.delimiter = name, name.upper(), delimiter
@@ -225,7 +227,7 @@ def read_corpus(path: str | Path, fields: Fields | None = None) -> Iterator[Docu
     """Stream documents, validated and de-duplicated, from any format READERS knows."""
     path, fields = Path(path), fields or Fields()
     reader = reader_for(path)
-    located = ((parse_document(as_record(obj, fields, reader.table), str(where), n), str(where), n)
+    located = ((parse_document(as_record(obj, fields, reader.table, reader.text_cells), str(where), n), str(where), n)
                for where, n, obj in reader.records(path))
     count = 0
     for doc in validate_unique(located):

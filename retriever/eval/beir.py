@@ -67,11 +67,14 @@ def read_split(folder: str | Path, split: str) -> Split:
 
 
 def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: str, dtype: str,
-               rebuild: bool, progress=None, quiet: bool = True, backbone=None) -> Retriever:
-    """Reuse index_dir if it holds exactly this corpus; build it otherwise (or when rebuild is asked)."""
+               rebuild: bool, progress=None, quiet: bool = True, backbone=None,
+               running: dict[str, Any] | None = None) -> Retriever:
+    """Reuse index_dir if it holds exactly this corpus; build it otherwise (or when rebuild is asked).
+    running: device and batch_tokens, where and how the models run."""
+    running = running or {}
     corpus = corpus_file(folder)
     if (index_dir / MANIFEST).exists() and not rebuild:
-        retriever = Retriever.load(index_dir, backbone=backbone, quiet=quiet)
+        retriever = Retriever.load(index_dir, backbone=backbone, quiet=quiet, device=running.get("device", "auto"))
         wanted = [d.id for d in read_corpus(corpus)]
         if retriever.searcher.ids != wanted:
             raise InputError(f"the index at {index_dir} was not built from this corpus "
@@ -79,7 +82,7 @@ def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: st
                              "pass --rebuild or another --index", str(corpus))
         return retriever
     return Retriever.build(corpus, index_dir, model=model, backbone=backbone, dtype=dtype, settings=settings,
-                           progress=progress, quiet=quiet, overwrite=rebuild)
+                           progress=progress, quiet=quiet, overwrite=rebuild, **running)
 
 
 def run_split(retriever: Retriever, split: Split, depth: int = DEPTH, ignore_identical_ids: bool = False,
@@ -202,8 +205,10 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
                   rebuild: bool = False, tune: bool = False, tune_split: str = "train", tune_step: float = 0.05,
                   ignore_identical_ids: bool = False, depth: int = DEPTH, make_plot: bool = False,
                   progress=None, on_queries: Callable[[int], None] | None = None,
-                  backbone=None, quiet: bool = True) -> dict[str, Any]:
-    """Build or reuse the index, optionally tune fusion on tune_split, then report split; writes files to out."""
+                  backbone=None, quiet: bool = True, device: str = "auto",
+                  batch_tokens: int | None = None) -> dict[str, Any]:
+    """Build or reuse the index, optionally tune fusion on tune_split, then report split; writes files to out.
+    device, batch_tokens: where and in what batches the models run (speed only)."""
     folder, out = Path(folder), Path(out)
     if tune and tune_split == split:
         raise InputError(f"tuning on the reported split '{split}' would report a tuned-on number; "
@@ -211,7 +216,7 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
     test = read_split(folder, split)
     train = read_split(folder, tune_split) if tune else None
     retriever = open_index(folder, Path(index_dir), settings or IndexSettings(), model, dtype, rebuild,
-                           progress, quiet, backbone)
+                           progress, quiet, backbone, {"device": device, "batch_tokens": batch_tokens})
     legs = retriever.searcher.legs
     tuned = None
     if train is not None and len(legs) > 1:

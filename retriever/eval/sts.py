@@ -17,7 +17,8 @@ from .evaluate import read_sts, sts_spearman
 
 def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompteol",), *,
                  model: str = DEFAULT_MODEL, backbone: Any = None, dtype: str = "auto",
-                 max_tokens: int = 512, quiet: bool = True) -> list[dict[str, Any]]:
+                 max_tokens: int = 512, quiet: bool = True, device: str = "auto",
+                 batch_tokens: int | None = None) -> list[dict[str, Any]]:
     """Spearman x100 of each method on each STS file, with its encoding cost; one row per method and file.
 
     Each method runs with the model's measured defaults (encoders/defaults.py), as an index would. Every
@@ -29,12 +30,12 @@ def evaluate_sts(files: Sequence[str | Path], methods: Sequence[str] = ("prompte
     if unknown or not methods:
         raise RetrieverError(f"unknown method {', '.join(map(repr, unknown)) or '(none given)'}; "
                              f"known: {', '.join(method_names())}")
-    backbone = Models(backbone).load(frozenset({LLM}), {LLM: (model, dtype)}, quiet=quiet).backbone
+    backbone = Models(backbone).load(frozenset({LLM}), {LLM: (model, dtype)}, device, quiet).backbone
     warm_up = list(dict.fromkeys(read_sts(files[0])[0]))[:64]  # the first batch's kernels, not counted
     rows = []
     for name in methods:
         params = defaults_for(backbone.name, name)
-        encoder = Encoder(backbone, make_method(name, **params), max_tokens)
+        encoder = Encoder(backbone, make_method(name, **params), max_tokens, batch_tokens)
         encoder.encode(warm_up)
         for file in files:
             result = sts_spearman(lambda texts, e=encoder: e.encode(texts).dense, file)

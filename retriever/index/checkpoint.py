@@ -54,6 +54,19 @@ class Chunk:
         return np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
 
+def committed_documents(target: str | Path) -> int:
+    """Documents an interrupted build of target has committed: what the same command resumes from (the
+    progress line also counted documents of the chunk that was not finished)."""
+    target = Path(target)
+    total = 0
+    for info in (target.parent / f".{target.name}.partial").glob("chunk-*/chunk.json"):
+        try:
+            total += int(json.loads(info.read_text()).get("documents", 0))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 class Checkpoint:
     """The work folder of one build target: its identity (model, settings, chunk size) and its chunks."""
 

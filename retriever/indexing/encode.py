@@ -69,8 +69,9 @@ class DocumentEncoders:
             encoded.stats = out.stats
         if self.dense_model is not None:
             with timing("dense-model"):
-                encoded.arrays["dense"] = self.dense_model.encode(list(texts),
-                                                                  on_batch=progress if self.llm is None else None)
+                encoded.arrays["dense"], stats = self.dense_model.encode_counted(
+                    list(texts), on_batch=progress if self.llm is None else None)
+            encoded.stats = encoded.stats or stats  # the LLM's where it ran: its limit is the index's
         elif self.llm is None and progress:
             progress(len(texts), 0)
         return encoded

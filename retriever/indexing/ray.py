@@ -145,7 +145,7 @@ class BlockEncoder:
         out.update({f"stat_{name}": np.zeros(len(contents)) for name in STAT_FIELDS})
         encoded = self.encoders.encode(contents)
         out.update(encoded.arrays)
-        if encoded.stats is not None:
+        if encoded.prepared is not None:  # the LLM's pass, counted per row (a dense model's is not, on Ray)
             out.update(_row_stats(encoded.prepared, encoded.stats))
         out["worker_dtype"] = np.array([self.dtype] * len(contents), dtype=object)
         return out

@@ -38,7 +38,7 @@ from .indexer import Progress
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
                  upsert: bool = False, backbone=None, progress: Progress | None = None,
-                 source: str | None = None, dense_encoder=None) -> dict[str, Any]:
+                 source: str | None = None, dense_encoder=None, batch_tokens: int | None = None) -> dict[str, Any]:
     """Delete ids, then append documents as a new segment; returns the new manifest. The backbone (the dense
     encoder) is needed only to add to an index with a leg that needs it (the caller checks they are the
     index's)."""
@@ -54,7 +54,8 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
         segments = segments_of(folder, manifest)
         table = live_documents(segments)
         removed = _rows_to_remove(table.column("id").to_pylist(), delete, new, upsert, source)
-        part, stats = _encode(new, settings, backbone, dense_encoder, progress)
+        part, stats = _encode(new, settings, DocumentEncoders.for_settings(settings, backbone, dense_encoder,
+                                                                           batch_tokens), progress)
         if is_legacy(manifest):  # written before segments: rewritten once as one segment, then changed
             manifest = _merge(folder, manifest, settings)
             segments = segments_of(folder, manifest)
@@ -68,6 +69,16 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
         fields["documents_empty"] = (manifest["documents_empty"] + _empty(documents_table(new))
                                      - _empty(table.take(pa.array(sorted(removed), pa.int64()))))
         return _commit(change, settings, fields)
+
+
+def check_additions(folder: str | Path, documents: Sequence[Document], upsert: bool = False,
+                    source: str | None = None) -> None:
+    """Refuse an add whose ids collide with the index's (unless upsert), from the index's files alone: run
+    before any model loads, so a wrong id costs no load (update_index checks again under its lock)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    ids = live_documents(segments_of(folder, manifest)).column("id").to_pylist()
+    _rows_to_remove(ids, (), list(documents), upsert, source)
 
 
 def optimize_index(folder: str | Path) -> dict[str, Any]:
@@ -151,8 +162,9 @@ def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], 
     for doc in new:
         if doc.id in position:
             if not upsert:
-                raise InputError(f"id '{doc.id}' is already in the index; pass --upsert to replace it "
-                                 "(nothing was changed)", source, field="_id")
+                raise InputError(f"id '{doc.id}' is already in the index (nothing was changed); to replace it, "
+                                 'add with upsert (--upsert, upsert=True, or "upsert": true over HTTP)', source,
+                                 field="_id")
             removed.add(position[doc.id])
     if len(removed) == len(ids) and not new:
         raise InputError("that would delete every document; an index keeps at least one (nothing was deleted)")
@@ -176,7 +188,7 @@ def _updated_fields(manifest: dict[str, Any], stats: EncodeStats, added: int, de
             "updates": [*manifest.get("updates", []), log]}
 
 
-def _encode(new: list[Document], settings: IndexSettings, backbone, dense_encoder,
+def _encode(new: list[Document], settings: IndexSettings, encoders: DocumentEncoders,
             progress: Progress | None) -> tuple[TablePart | None, EncodeStats]:
     """The new documents with their forward-pass arrays (none without a model leg; the dense leg's from
     the trained encoder where it has one); None when none."""
@@ -184,7 +196,6 @@ def _encode(new: list[Document], settings: IndexSettings, backbone, dense_encode
     if not new:
         return None, stats
     part = TablePart(documents_table(new))
-    encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder)
     runs = [encoders.encode([d.content for d in new[start:start + CHUNK]], progress=progress)
             for start in range(0, len(new), CHUNK)]
     for run in runs:

@@ -151,7 +151,8 @@ class Leg(Protocol):
         """Per query, its top-depth rows by this leg among the rows mask keeps (all when None; fewer when
         fewer match) and its exact scorer. The mask applies before the top-depth cut (filters.py)."""
 
-    def explain(self, queries: Any, qi: int, row: int, text: str) -> list[tuple[str, float]]:
-        """What query qi (whose text is text) shares with document row, as (what a person reads: a word of
-        the query where the match came from one, contribution); legs that cannot explain (explains = False)
-        return []. The searcher adds up contributions that read the same."""
+    def explain(self, queries: Any, qi: int, row: int, text: str, document: str = "") -> list[tuple[str, float]]:
+        """What query qi (whose text is text) shares with document row (whose text is document, "" where
+        unknown), as (what a person reads: a word of the query where the match came from one and the
+        document has it, contribution); legs that cannot explain (explains = False) return []. The searcher
+        adds up contributions that read the same."""

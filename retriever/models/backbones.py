@@ -289,9 +289,21 @@ def load_tokenizer(spec: str = DEFAULT_MODEL, quiet: bool = True):
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The torch device for a user's choice (auto: a GPU when torch sees one), refused with a clear message
+    where this torch cannot run it (a CPU-only build asked for cuda), before any model loads."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ModelError(f"--device {device}: no GPU is usable here (torch {torch.__version__} is {build}, "
+                         "or no GPU is visible); use --device cpu or auto")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ModelError(f"--device {device}: torch sees {torch.cuda.device_count()} GPU(s)")
+    return chosen
 
 
 def load_backbone(spec: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto",

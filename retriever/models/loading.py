@@ -48,7 +48,11 @@ class Models:
     def load(self, needed: frozenset[str], specs: Mapping[str, tuple[str, str]], device: str = "auto",
              quiet: bool = True) -> Models:
         """These models plus every kind in needed that they cannot serve yet, each loaded as specs says
-        (kind -> its model's name and dtype)."""
+        (kind -> its model's name and dtype). A device this torch cannot run is refused first."""
+        if needed - self.kinds() - {TOKENIZER}:
+            from .backbones import pick_device
+
+            pick_device(device)
         models = self
         for kind in ORDER:
             if kind in needed and kind not in models.kinds():

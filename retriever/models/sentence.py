@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
+from .encoders.forward import EncodeStats
 from .invariance import left_padded, padded_width
 from .presets import SENTENCE_PRESETS
 
@@ -128,15 +129,26 @@ class SentenceEncoder:
                 "dimension": self.dimension, "pooling": self.config.pooling, "normalize": self.config.normalize,
                 "max_tokens": self.config.max_tokens}
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """[CLS] text [SEP] within the length limit, as sentence-transformers tokenizes."""
+    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """[CLS] text [SEP] within the length limit, as sentence-transformers tokenizes; and how many texts
+        the limit cut (the rest of a cut text comes back as overflow rows, which only count)."""
         texts = [t.lower() if self.config.lowercase else t for t in texts]
-        return self.tokenizer(list(texts), truncation=True, max_length=self.config.max_tokens).input_ids
+        out = self.tokenizer(list(texts), truncation=True, max_length=self.config.max_tokens,
+                             return_overflowing_tokens=True)
+        samples = out["overflow_to_sample_mapping"]
+        first = [i for i, sample in enumerate(samples) if i == 0 or samples[i - 1] != sample]
+        overflowed = {sample for i, sample in enumerate(samples) if i and samples[i - 1] == sample}
+        return [out.input_ids[i] for i in first], len(overflowed)
 
     def encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Pooled (and, where the folder says so, normalised) vectors, in input order."""
+        return self.encode_counted(texts, on_batch)[0]
+
+    def encode_counted(self, texts: Sequence[str],
+                       on_batch: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, EncodeStats]:
+        """encode, and what it ran: texts, real tokens, texts cut at max_tokens (a build reports them)."""
         with self.lock:
-            ids = self.token_ids(texts)
+            ids, truncated = self.token_ids(texts)
             out = np.zeros((len(ids), self.dimension), np.float32)
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             start = 0
@@ -148,7 +160,7 @@ class SentenceEncoder:
                 if on_batch:
                     on_batch(len(group), sum(len(ids[i]) for i in group))
                 start += size
-            return out
+            return out, EncodeStats(texts=len(ids), tokens=sum(map(len, ids)), truncated=truncated)
 
     def _forward(self, inputs: list[list[int]]) -> np.ndarray:
 

@@ -207,21 +207,34 @@ class Searcher:
         return [Result(int(candidates[i]), float(fused[i]), {leg: float(v[i]) for leg, v in scores.items()})
                 for i in order]
 
-    def explain(self, run: SearchRun, qi: int, row: int, limit: int = 8) -> list[dict]:
-        """Why a document matched: the tokens it shares with query qi by contribution, from the first of
-        the run's legs that can say (the key-token leg, else the lexical one).
+    def explain(self, run: SearchRun, qi: int, row: int, document: str = "", limit: int = 8) -> list[dict]:
+        """Why a document matched: the words it shares with query qi, by contribution, from every leg of
+        the run that can say (the key-token and lexical legs); document: its text, so that a leg names
+        only what is in it.
 
-        Tokens that read the same are merged: the pieces of one query word, " bees" and "bees", a stem and
-        the words it came from. The user sees words, not token ids or stems.
+        Words that read the same are merged: the pieces of one query word, " bees" and "bees", a stem and
+        the words it came from. The user sees words, not token ids or stems. A weight is the word's
+        contribution to the leg's score in a one-leg mode; in a fused one, where the legs' scales differ,
+        its share of each leg's match, averaged over the legs that explain ("legs" says which matched it).
         """
-        leg = next((leg for leg in run.legs if self._legs[leg].explains), None)
-        if leg is None:
-            return []
+        legs = [leg for leg in run.legs if self._legs[leg].explains]
         merged: dict[str, float] = {}
-        for text, weight in self._legs[leg].explain(run.encoded[leg], qi, row, run.texts[qi]):
-            merged[text] = merged.get(text, 0.0) + weight
+        found: dict[str, list[str]] = {}
+        for leg in legs:
+            shared = self._legs[leg].explain(run.encoded[leg], qi, row, run.texts[qi], document)
+            scale = 1.0
+            if len(legs) > 1:
+                total = sum(weight for _, weight in shared)
+                scale = 1.0 / (total * len(legs)) if total > 0 else 0.0
+            for text, weight in shared:
+                merged[text] = merged.get(text, 0.0) + weight * scale
+                found.setdefault(text, [])
+                if leg not in found[text]:
+                    found[text].append(leg)
         top = sorted(merged.items(), key=lambda tw: -tw[1])[:limit]
-        return [{"token": text, "weight": round(weight, 4)} for text, weight in top]
+        if len(legs) <= 1:
+            return [{"token": text, "weight": round(weight, 4)} for text, weight in top]
+        return [{"token": text, "weight": round(weight, 4), "legs": found[text]} for text, weight in top]
 
 
 def _leg_run(leg: str, rows: np.ndarray, scorer: Scorer) -> list[Result]:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..corpus.queries import MAX_QUERY_CHARS
 from ..errors import RetrieverError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -21,7 +22,7 @@ class Limits:
 
     max_body_bytes: int = 1 << 20  # a search or batch request's JSON
     max_write_bytes: int = 32 << 20  # a write request's JSON
-    max_query_chars: int = 4000
+    max_query_chars: int = MAX_QUERY_CHARS
     max_query_tokens: int = 512  # by the tokenizer of the index's model (words for a model-free index)
     max_k: int = 1000
     max_batch_queries: int = 256

@@ -157,7 +157,7 @@ class Service:
             raise ServiceError(400, f"index {served.name!r} has no mode {mode!r} "
                                     f"(modes: {', '.join(served.retriever.modes)})")
         try:
-            check_queries(queries)
+            check_queries(queries)  # the API's limits, and the server's own (lower) ones below
             parse_filter(filter)
         except RetrieverError as exc:
             raise ServiceError(400, str(exc)) from None

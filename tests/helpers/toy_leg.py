@@ -106,5 +106,6 @@ class TitleLeg:
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
 
-    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str,
+                document: str = "") -> list[tuple[str, float]]:
         return [(self.vocabulary[t], w) for t, w in self.index.shared_tokens(queries[qi], row)]

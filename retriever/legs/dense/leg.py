@@ -221,7 +221,8 @@ class DenseLeg:
         for qi, rows in enumerate(self.index.top(queries, depth, mask)):
             yield rows, partial(self.index.score, queries[qi])
 
-    def explain(self, queries: np.ndarray, qi: int, row: int, text: str) -> list[tuple[str, float]]:
+    def explain(self, queries: np.ndarray, qi: int, row: int, text: str,
+                document: str = "") -> list[tuple[str, float]]:
         return []
 
 

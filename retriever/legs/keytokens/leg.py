@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -192,12 +193,17 @@ class KeyTokenLeg:
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
 
-    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
-        """A token of the query reads as the query word it is part of (sub-word pieces merge into it); an
-        expansion token the model added reads as itself."""
-        words = self._query_words(text)
-        return [(words.get(token) or self._text(token), weight)
-                for token, weight in self.index.shared_tokens(queries[qi], row)]
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str,
+                document: str = "") -> list[tuple[str, float]]:
+        """A token of the query reads as the query word it is part of (sub-word pieces merge into it) where
+        the document has that word; else as itself (a piece shared with another word, "SC" of "GSCs" in
+        "MSCs", or an expansion token the model added)."""
+        words, held = self._query_words(text), _word_finder(document)
+        out = []
+        for token, weight in self.index.shared_tokens(queries[qi], row):
+            word = words.get(token)
+            out.append((word if word is not None and held(word) else self._text(token), weight))
+        return out
 
     def _words_of(self, text: str) -> dict[int, str]:
         with self.lock:
@@ -210,6 +216,14 @@ class KeyTokenLeg:
     def _text(self, token: int) -> str:
         raw = self.tokenizer.decode([token])
         return raw.strip() or repr(raw)
+
+
+def _word_finder(document: str):
+    """Whether document holds a word, as a whole word, in any case; every word where document is unknown."""
+    if not document:
+        return lambda word: True
+    lowered = document.lower()
+    return lambda word: re.search(rf"(?<!\w){re.escape(word.lower())}(?!\w)", lowered) is not None
 
 
 def scored_index(raw: sp.csr_matrix, config: SparseConfig) -> tuple[SparseIndex, np.ndarray | None]:

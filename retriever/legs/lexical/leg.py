@@ -239,7 +239,8 @@ class LexicalLeg:
     def hits(self, queries: sp.csr_matrix, depth: int, mask: np.ndarray | None = None) -> Hits:
         return self.index.hits(queries, depth, mask)
 
-    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str) -> list[tuple[str, float]]:
+    def explain(self, queries: sp.csr_matrix, qi: int, row: int, text: str,
+                document: str = "") -> list[tuple[str, float]]:
         """A matched stem reads as the query word it came from ("glossary", not "glossari")."""
         vocabulary, surface = self.queries.vocabulary, self.queries.analyzer.surface(text)
         return [(surface.get(vocabulary[token], vocabulary[token]), weight)

@@ -273,6 +273,7 @@ def test_add_search_and_delete_with_the_token(writable, backbone):
         assert http.post("/search", json={"query": query}).json()["hits"] == _api_hits(reference, query)
     clash = http.post("/indexes/demo/documents", json={"documents": [NEW[0]]}, headers=AUTH)
     assert clash.status_code == 400 and "already in the index" in clash.json()["error"]
+    assert "\"upsert\": true" in clash.json()["error"]
     bad = http.post("/indexes/demo/documents", json={"documents": [{"_id": "x"}]}, headers=AUTH)
     assert bad.status_code == 400 and "documents:1" in bad.json()["error"]
     deleted = http.delete("/indexes/demo/documents/comet-0", headers=AUTH)

@@ -42,11 +42,14 @@ def _encodable(text: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("length", [0, 1, 100_000])
+@pytest.mark.parametrize("length", [0, 1, 4000, 4001, 100_000])
 def test_queries_of_0_to_100000_characters(tiny_index, length):
     query = ("bees make honey " * 7000)[:length]
     if length == 0:
         with pytest.raises(InputError, match="empty query"):
+            tiny_index.search(query)
+    elif length > 4000:  # the server's limit too
+        with pytest.raises(InputError, match=f"{length:,} characters; the limit is 4,000"):
             tiny_index.search(query)
     else:
         assert tiny_index.search(query, k=3)

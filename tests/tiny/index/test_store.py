@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from retriever import BadIndexError, Retriever, RetrieverError
+from retriever import BadIndexError, InputError, Retriever, RetrieverError
 
 from ...conftest import DEMO, write_jsonl
 
@@ -104,13 +104,17 @@ def test_sigterm_during_cli_build_stops_cleanly_and_keeps_work(tmp_path, tiny_mo
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "resumes" in err and "Traceback" not in err
+    assert "documents are committed" in err
     assert not (tmp_path / "idx").exists() and not list(tmp_path.glob(".idx.tmp-*"))
     assert list(tmp_path.glob(".idx.partial/chunk-000000/chunk.json"))  # the work is kept for resuming
 
 
-def test_documents_without_text_or_title_are_indexed_and_counted(tmp_path, tiny_backbone):
+def test_documents_without_text_or_title_are_refused_not_ranked(tmp_path, tiny_backbone):
+    """Issue 29: an empty document used to be indexed, and then ranked by its empty vector (2nd for a
+    query it shares nothing with); now it is refused like any other bad record (tests/unit/cli/
+    test_refusals.py covers every path), and nothing is written."""
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"_id": "a", "text": "bees and honey"},
                                                 {"_id": "blank", "title": "", "text": "  "}])
-    r = Retriever.build(corpus, tmp_path / "idx", backbone=tiny_backbone)
-    assert r.manifest["documents"] == 2 and r.manifest["documents_empty"] == 1
-    assert {h.id for h in r.search("bees", k=2, mode="dense")} == {"a", "blank"}
+    with pytest.raises(InputError, match=r"c\.jsonl:2: empty document"):
+        Retriever.build(corpus, tmp_path / "idx", backbone=tiny_backbone)
+    assert not (tmp_path / "idx").exists()

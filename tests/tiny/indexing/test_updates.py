@@ -74,7 +74,8 @@ def test_ids_already_present_need_upsert_and_unknown_ids_change_nothing(tmp_path
     r = Retriever.build(docs, tmp_path / "idx", backbone=tiny_backbone)
     before = (r.path / "manifest.json").read_text()
     replacement = {"_id": docs[3].id, "text": "Zebras graze on the savanna in large herds."}
-    with pytest.raises(InputError, match=f"id '{docs[3].id}' is already in the index; pass --upsert"):
+    clash = f"id '{docs[3].id}' is already in the index .nothing was changed.; to replace it, add with upsert"
+    with pytest.raises(InputError, match=clash):
         r.add([replacement])
     with pytest.raises(InputError, match="not in the index: 'nope'"):
         r.delete(["nope", docs[1].id])

@@ -67,7 +67,7 @@ def test_gzip_corpus_and_ids_as_integers(tmp_path):
 
 def test_truncated_gzip_is_an_input_error(tmp_path):
     path = tmp_path / "c.jsonl.gz"
-    lines = "".join(json.dumps({"_id": str(i), "text": "x" * (i % 50)}) + "\n" for i in range(2000))
+    lines = "".join(json.dumps({"_id": str(i), "text": "x" * (1 + i % 50)}) + "\n" for i in range(2000))
     path.write_bytes(gzip.compress(lines.encode())[:-200])
     assert "cannot read" in str(_error(path))
 
