@@ -25,6 +25,7 @@ from .indexing.defaults import CHUNK
 from .indexing.indexer import Progress, build_index
 from .indexing.updates import check_additions, optimize_index, update_index
 from .indexing.verify import verify_index
+from .legs.registry import check_documents
 from .models.backbones import (
     DEFAULT_MODEL,
     PRESETS,
@@ -192,12 +193,13 @@ class Retriever:
             raise RetrieverError("path is required when documents are not a file")
         check_target(path, overwrite)  # the cheap refusal first, before reading a corpus through
         if source is not None:
-            for _ in read_corpus(documents, fields):  # a bad record stops here, before minutes of model loading
-                pass
+            check_documents(settings, read_corpus(documents, fields), source)  # before minutes of model loading
             docs = read_corpus(documents, fields)
         else:
             docs = documents_from(documents)  # a list is checked whole before a model loads; an iterator
-            docs = list(docs) if isinstance(documents, Sequence) else docs  # streams, its chunks kept
+            if isinstance(documents, Sequence):  # streams, its chunks kept
+                docs = list(docs)
+                check_documents(settings, docs)
         specs = {kind: (settings.dense_model if kind == DENSE_MODEL else model, dtype) for kind in (LLM, DENSE_MODEL)}
         models = Models(backbone=backbone).only(settings.models()).load(settings.models(), specs, device, quiet)
         with _cluster(ray, model, dtype, fields) as cluster:
@@ -351,6 +353,7 @@ def read_additions(path: str | Path, documents: Iterable[Document | dict] | str 
     else:
         docs, source = list(documents_from(documents)), source or "documents"
     check_additions(path, docs, upsert, source)
+    check_documents(IndexSettings.from_dict(read_manifest(Path(path))["settings"]), docs, source)
     return docs, source
 
 

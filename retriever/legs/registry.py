@@ -10,9 +10,10 @@ registration order.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..errors import RetrieverError
+from ..errors import InputError, RetrieverError
 
 if TYPE_CHECKING:
     from .base import Leg
@@ -73,6 +74,21 @@ def leg_type(name: str) -> type[Leg]:
         module, _, cls = leg.partition(":")
         leg = _LEGS[name] = getattr(importlib.import_module(module), cls)
     return leg
+
+
+def check_documents(settings, documents: Iterable, source: str | None = None) -> None:
+    """Each leg's own refusal of a document it cannot index (its config's optional refuse(text) -> reason),
+    for every document, before any model loads."""
+    checks = [getattr(settings, name).refuse for name in settings.legs if hasattr(leg_config(name), "refuse")]
+    if not checks:
+        for _ in documents:  # still read through: a bad record stops here
+            pass
+        return
+    for doc in documents:
+        for refuse in checks:
+            reason = refuse(doc.content)
+            if reason:
+                raise InputError(f"document '{doc.id}': {reason}", source, field="text")
 
 
 def query_models(name: str, settings) -> frozenset[str]:
