@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..errors import RetrieverError
-from . import build, eval, info, search, serve
+from . import build, eval, info, mcp, search, serve
 
 
 class Group(click.Group):
@@ -38,5 +38,5 @@ def main() -> None:
 
 
 for _command in (build.index, build.add, build.delete, build.optimize, build.verify, search.search, info.info,
-                 eval.eval_group, serve.serve, info.models):
+                 eval.eval_group, serve.serve, mcp.mcp, info.models):
     main.add_command(_command)
