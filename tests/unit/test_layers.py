@@ -10,7 +10,7 @@ from ..conftest import ROOT
 PACKAGE = ROOT / "retriever"
 # lowest first; a room may import its own rank and those below
 LAYERS = (("errors", "timing"), ("corpus", "models", "fusion"), ("index",), ("legs",), ("settings",),
-          ("indexing", "search"), ("api",), ("eval", "integrations"), ("serve",), ("cli",), ("retriever",))
+          ("indexing", "search"), ("api",), ("eval",), ("serve", "integrations"), ("cli",), ("retriever",))
 RANK = {room: rank for rank, rooms in enumerate(LAYERS) for room in rooms}
 
 
