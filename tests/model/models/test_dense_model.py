@@ -57,6 +57,16 @@ def test_vectors_equal_the_sentence_transformers_recipe_and_do_not_depend_on_the
         assert float(batched[i] @ want) > (0.99999 if minilm.dtype == torch.float32 else 0.999)
 
 
+def test_a_text_past_the_limit_is_cut_as_sentence_transformers_cuts_it_and_counted(minilm):
+    long = " ".join(["The hive's bees make honey from the nectar of many flowers."] * 40)  # ~500 tokens
+    vectors, stats = minilm.encode_counted([TEXTS[0], long, TEXTS[1]])
+    assert stats.texts == 3 and stats.truncated == 1
+    assert stats.tokens == sum(min(len(minilm.tokenizer(t).input_ids), 256) for t in (TEXTS[0], long, TEXTS[1]))
+    want = _reference(preset_folder("minilm-l6"), long, minilm.dtype)  # truncation=True, max_length=256
+    assert np.abs(vectors[1] - want).max() < (1e-5 if minilm.dtype == torch.float32 else 2e-2)
+    np.testing.assert_array_equal(vectors, minilm.encode([TEXTS[0], long, TEXTS[1]]))
+
+
 def test_an_index_with_a_dense_model_records_both_models_and_searches_by_cosine(minilm, backbone, tmp_path):
     built = Retriever.build(DEMO, tmp_path / "idx", backbone=backbone, dense_model="minilm-l6",
                             dtype=TEST_DTYPE)
@@ -82,6 +92,7 @@ def test_bm25_plus_a_dense_model_never_loads_the_llm(minilm, tmp_path, monkeypat
     built = Retriever.build(DEMO, tmp_path / "idx", legs=("dense", "lexical"), dense_model="minilm-l6",
                             dtype=TEST_DTYPE)
     assert built.manifest["model"]["name"] == "none" and built.backbone is None
+    assert built.manifest["tokens_embedded"] > 0  # MiniLM's, counted (issue 29: a build said 0 tokens/s)
     loaded = Retriever.load(tmp_path / "idx")
     assert loaded.search("red planet rovers", k=1)[0].id == "mars"
     loaded.add([{"_id": "hive", "text": "Beekeepers keep hives of honey bees."}])
