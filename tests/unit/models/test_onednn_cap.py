@@ -36,3 +36,19 @@ def test_importing_the_engine_keeps_onednn_off_amx():
 def test_a_cap_the_user_chose_is_kept():
     line = _isa_line(ONEDNN_MAX_CPU_ISA="AVX2")  # below every bf16 kernel, on any x86 CPU this runs on
     assert "bfloat16" not in line and "AVX-512" not in line, line
+
+
+MKL_PROBE = """
+import torch
+import retriever.models.backbones
+torch.manual_seed(0)
+weight, row = torch.randn(576, 1536), torch.randn(1, 1536)
+rows = [torch.nn.functional.linear(torch.cat([row, torch.randn(m - 1, 1536)]), weight)[0] for m in (1, 16, 64, 200)]
+print(all(torch.equal(rows[0], r) for r in rows))
+"""
+
+
+def test_a_row_of_an_fp32_product_does_not_depend_on_how_many_rows_share_it():
+    environ = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    out = subprocess.run([sys.executable, "-c", MKL_PROBE], env=environ, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stdout + out.stderr[-2000:]
