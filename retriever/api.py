@@ -200,8 +200,8 @@ class Retriever:
             if isinstance(documents, Sequence):  # streams, its chunks kept
                 docs = list(docs)
                 check_documents(settings, docs)
-        specs = {kind: (settings.dense_model if kind == DENSE_MODEL else model, dtype) for kind in (LLM, DENSE_MODEL)}
-        models = Models(backbone=backbone).only(settings.models()).load(settings.models(), specs, device, quiet)
+        wanted = {LLM: (model, dtype), DENSE_MODEL: (settings.dense_model, dtype)}  # kind -> (name, dtype)
+        models = Models(backbone=backbone).only(settings.models()).load(settings.models(), wanted, device, quiet)
         with _cluster(ray, model, dtype, fields) as cluster:
             build_index(docs, path, models.backbone, settings, progress=progress, source=source, restart=restart,
                         chunk_size=chunk_size, overwrite=overwrite, batch_tokens=batch_tokens,
@@ -353,7 +353,6 @@ def read_additions(path: str | Path, documents: Iterable[Document | dict] | str 
     else:
         docs, source = list(documents_from(documents)), source or "documents"
     check_additions(path, docs, upsert, source)
-    check_documents(IndexSettings.from_dict(read_manifest(Path(path))["settings"]), docs, source)
     return docs, source
 
 

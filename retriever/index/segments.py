@@ -101,12 +101,12 @@ class Segment:
     def csr(self, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
         return load_csr(self.folder, name, shape)
 
-    def documents(self) -> pa.Table:
-        """Every stored document, deleted or not."""
-        return read_documents(self.folder)
+    def documents(self, columns: list[str] | None = None) -> pa.Table:
+        """Every stored document, deleted or not (only columns, when given)."""
+        return read_documents(self.folder, columns)
 
-    def live_documents(self) -> pa.Table:
-        table = self.documents()
+    def live_documents(self, columns: list[str] | None = None) -> pa.Table:
+        table = self.documents(columns)
         return table if self.live is None else table.filter(pa.array(self.live))
 
 
@@ -159,9 +159,9 @@ def _tombstones(folder: Path, manifest: dict[str, Any], entry: dict[str, Any]) -
     return rows
 
 
-def live_documents(segments: Sequence[Segment]) -> pa.Table:
-    """The live documents of every segment, in index-row order."""
-    return pa.concat_tables([s.live_documents() for s in segments])
+def live_documents(segments: Sequence[Segment], columns: list[str] | None = None) -> pa.Table:
+    """The live documents of every segment, in index-row order (only columns, when given)."""
+    return pa.concat_tables([s.live_documents(columns) for s in segments])
 
 
 class Change:

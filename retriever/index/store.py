@@ -358,10 +358,11 @@ def rewrite_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
     sync_entries(path.parent)
 
 
-def read_documents(folder: str | Path) -> pa.Table:
+def read_documents(folder: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """A segment's stored documents; columns: only these (an id check needs no text)."""
     path = Path(folder) / DOCUMENTS
     try:
-        return pq.read_table(path, memory_map=True)
+        return pq.read_table(path, columns=columns, memory_map=True)
     except (OSError, pa.ArrowException) as exc:
         raise BadIndexError(f"{path}: cannot read ({exc})") from None
 

@@ -27,7 +27,7 @@ from ..errors import InputError, RetrieverError
 from ..index.segments import Change, Segment, is_legacy, live_documents, segments_of
 from ..index.store import documents_table, exclusive, read_manifest, stored_contents
 from ..legs.base import LegContext, TablePart
-from ..legs.registry import leg_types
+from ..legs.registry import check_documents, leg_types
 from ..models.encoders import EncodeStats
 from ..models.loading import Models
 from ..settings import IndexSettings
@@ -73,12 +73,14 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
 
 def check_additions(folder: str | Path, documents: Sequence[Document], upsert: bool = False,
                     source: str | None = None) -> None:
-    """Refuse an add whose ids collide with the index's (unless upsert), from the index's files alone: run
-    before any model loads, so a wrong id costs no load (update_index checks again under its lock)."""
-    folder = Path(folder)
+    """Refuse an add whose ids collide with the index's (unless upsert), or a document one of its legs
+    cannot index, from the index's files alone (its manifest and ids): run before any model loads, so a
+    wrong id costs no load (update_index checks the ids again under its lock)."""
+    folder, documents = Path(folder), list(documents)
     manifest = read_manifest(folder)
-    ids = live_documents(segments_of(folder, manifest)).column("id").to_pylist()
-    _rows_to_remove(ids, (), list(documents), upsert, source)
+    ids = live_documents(segments_of(folder, manifest), ["id"]).column("id").to_pylist()
+    _rows_to_remove(ids, (), documents, upsert, source)
+    check_documents(IndexSettings.from_dict(manifest["settings"]), documents, source)
 
 
 def optimize_index(folder: str | Path) -> dict[str, Any]:

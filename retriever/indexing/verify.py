@@ -65,7 +65,7 @@ def _documents(folder: Path, manifest: dict[str, Any]) -> str:
     for segment in segments:
         if (stored := segment.documents().num_rows) != segment.rows:
             raise BadIndexError(f"{segment.name}: {stored} documents stored, the manifest says {segment.rows}")
-    ids = live_documents(segments).column("id").to_pylist()
+    ids = live_documents(segments, ["id"]).column("id").to_pylist()
     if len(ids) != manifest["documents"]:
         raise BadIndexError(f"{len(ids)} live documents, the manifest says {manifest['documents']}")
     if len(set(ids)) != len(ids):

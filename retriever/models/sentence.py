@@ -135,7 +135,9 @@ class SentenceEncoder:
         texts = [t.lower() if self.config.lowercase else t for t in texts]
         out = self.tokenizer(list(texts), truncation=True, max_length=self.config.max_tokens,
                              return_overflowing_tokens=True)
-        samples = out["overflow_to_sample_mapping"]
+        samples = out.get("overflow_to_sample_mapping")
+        if samples is None:  # a slow (Python) tokenizer: no overflow rows, a count of cut tokens instead
+            return out.input_ids, sum(n > 0 for n in out.get("num_truncated_tokens", []))
         first = [i for i, sample in enumerate(samples) if i == 0 or samples[i - 1] != sample]
         overflowed = {sample for i, sample in enumerate(samples) if i and samples[i - 1] == sample}
         return [out.input_ids[i] for i in first], len(overflowed)
