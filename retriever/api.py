@@ -20,7 +20,7 @@ from .corpus.documents import Document, Fields, documents_from
 from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
 from .index.home import home, last_built
-from .index.store import check_target, disk_size, exclusive, read_manifest, rewrite_manifest
+from .index.store import PASSAGE_COLUMNS, check_target, disk_size, exclusive, read_manifest, rewrite_manifest
 from .indexing.defaults import CHUNK
 from .indexing.indexer import Progress, build_index
 from .indexing.updates import check_additions, optimize_index, update_index
@@ -56,6 +56,9 @@ class Hit:
     snippet: str
     tokens: list[dict] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # in an index of passages, the passage that scored the document: its number and characters [start, end)
+    # of the document's text; None where documents were indexed whole
+    passage: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,17 +73,27 @@ def _hit(doc_id: str, rank: int, found: Result, stored: dict[str, Any], tokens: 
     """A hit, its snippet cut where the tokens it shares with the query are (snippets.py)."""
     return Hit(id=doc_id, rank=rank, score=found.score, scores=found.leg_scores, title=stored["title"],
                snippet=snippet(stored["text"], [t["token"] for t in tokens]), tokens=tokens,
-               metadata=stored["metadata"])
+               metadata=stored["metadata"], passage=stored.get("passage"))
 
 
 def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
-    """title, text and parsed metadata of the given rows of an index's documents."""
+    """title, text and parsed metadata of the given rows of an index's documents; in an index of passages,
+    the row's passage (its text as text) and its document's whole text."""
     if not rows:
         return {}
     docs = searcher.documents
-    columns = [docs.column(name).take(rows).to_pylist() for name in ("title", "text", "metadata")]
-    return {row: {"title": title, "text": text, "metadata": json.loads(meta) if meta else {}}
-            for row, title, text, meta in zip(rows, *columns, strict=True)}
+    names = ("title", "text", "metadata", *(PASSAGE_COLUMNS if searcher.passages is not None else ()))
+    columns = {name: docs.column(name).take(rows).to_pylist() for name in names}
+    out = {}
+    for i, row in enumerate(rows):
+        meta = columns["metadata"][i]
+        out[row] = {"title": columns["title"][i], "text": columns["text"][i],
+                    "metadata": json.loads(meta) if meta else {}}
+        if searcher.passages is not None:
+            out[row]["passage"] = {"number": columns["passage"][i], "start": columns["start"][i],
+                                   "end": columns["end"][i]}
+            out[row]["whole"] = columns["document"][i] if columns["document"][i] is not None else columns["text"][i]
+    return out
 
 
 def _content(stored: dict[str, Any]) -> str:
@@ -257,7 +270,11 @@ class Retriever:
         """A stored document as it was indexed ({id, title, text, metadata}); None when the index lacks it."""
         searcher = self.searcher
         row = searcher.row(doc_id)
-        return None if row is None else {"id": doc_id, **_stored(searcher, [row])[row]}
+        if row is None:
+            return None
+        stored = _stored(searcher, [row])[row]
+        return {"id": doc_id, "title": stored["title"], "text": stored.get("whole", stored["text"]),
+                "metadata": stored["metadata"]}
 
     def batch_requests(self, batcher: MicroBatcher) -> None:
         """Encode the queries of concurrent searches together (the server; batching.query_batcher): every

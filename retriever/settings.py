@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .corpus.passages import PassageOptions
 from .errors import RetrieverError
 from .fusion import fusion_names, fusion_params
 from .legs import options
@@ -29,6 +30,7 @@ LEGS = ("dense", "sparse", "lexical")  # a new index's legs by default
 # legs (minilm-l6 dense, smollm2-135m key tokens with own-token queries, BM25; docs/quality.md, issue 27: the
 # same weights won at 128 and 512 tokens): the default for every other dataset.
 DEFAULT_FUSION = "dbsf"
+PASSAGE_FIELDS = ("passage_tokens", "passage_overlap")  # stored only when set: other indexes' manifests unchanged
 DEFAULT_WEIGHTS = {"dense": 0.50, "sparse": 0.15, "lexical": 0.35}
 
 
@@ -50,6 +52,10 @@ class IndexSettings:
     # the dense leg's trained sentence encoder (models/sentence.py; None: the LLM's method vectors)
     dense_model: str | None = field(default_factory=lambda: DEFAULT_DENSE_MODEL)
     prompt_format: str = "published"  # PROMPT_FORMATS: how prompts are normalised, tokenized and TP's layers
+    # long documents as passages of this many tokens (None: one row per document, cut at max_tokens), each
+    # repeating passage_overlap tokens of the one before (None: half a window); corpus/passages.py
+    passage_tokens: int | None = None
+    passage_overlap: int | None = None
     configs: dict[str, Any] = field(default_factory=dict)  # leg name -> its config (legs/options.py)
 
     def __init__(self, **values: Any):
@@ -90,6 +96,14 @@ class IndexSettings:
             raise RetrieverError(f"prompt_format must be one of {PROMPT_FORMATS}, not {self.prompt_format!r}")
         if self.max_tokens < 1:
             raise RetrieverError("max_tokens must be at least 1")
+        if self.passage_overlap is not None and self.passage_tokens is None:
+            raise RetrieverError("passage_overlap needs passage_tokens (--passage-overlap needs --passage-tokens)")
+        _ = self.passage_options  # checked now, not at the first long document
+
+    @property
+    def passage_options(self) -> PassageOptions | None:
+        """How long documents are cut (None: they are not)."""
+        return None if self.passage_tokens is None else PassageOptions(self.passage_tokens, self.passage_overlap)
 
     @property
     def ordered_legs(self) -> tuple[str, ...]:
@@ -117,7 +131,7 @@ class IndexSettings:
     def to_dict(self) -> dict[str, Any]:
         """The manifest's form: the engine's choices, and each leg's config under the leg's name."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "configs"}
-        data = {k: _plain(v) for k, v in data.items()}
+        data = {k: _plain(v) for k, v in data.items() if not (k in PASSAGE_FIELDS and v is None)}
         data["legs"] = list(self.legs)
         return {**data, **{name: options.to_dict(config) for name, config in self.configs.items()}}
 

@@ -28,7 +28,7 @@ from key_token_variants import KEY_TOKEN_BASE, KEY_TOKEN_VARIANTS, key_token_leg
 
 from retriever.api import Retriever
 from retriever.eval.beir import read_split
-from retriever.eval.evaluate import evaluate, retrieval_measures
+from retriever.eval.evaluate import evaluate, evaluate_queries, retrieval_measures
 from retriever.eval.tuning import Scored, fused_run, simplex
 from retriever.fusion import fusion_names, get_fusion
 
@@ -97,10 +97,7 @@ def restrict(scored: list[tuple[Scored, dict]], legs: tuple[str, ...]) -> list[S
 
 
 def per_query_ndcg(run, qrels) -> dict[str, float]:
-    import pytrec_eval
-
-    return {q: v["ndcg_cut_10"] for q, v in
-            pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"}).evaluate(run).items()}
+    return {q: v["ndcg_cut_10"] for q, v in evaluate_queries(run, qrels, ["ndcg_cut_10"]).items()}
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import click
 
 from ..corpus.documents import Fields
 from ..corpus.readers import count_documents, reader_for
+from ..index.counts import counted
 from ..index.home import home
 from ..indexing.defaults import CHUNK
 from ..settings import IndexSettings
@@ -111,7 +112,7 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
 
         print_json(api.info(target))
     elif not quiet:
-        click.echo(f"indexed {m['documents']:,} documents into {target} in {m['build_seconds']:.1f}s"
+        click.echo(f"indexed {counted(m)} into {target} in {m['build_seconds']:.1f}s"
                    f"{_encoding_summary(m, settings)}", err=True)
         if m.get("resumed_documents"):
             click.echo(f"resumed: {m['resumed_documents']:,} documents came from the interrupted build", err=True)
@@ -185,7 +186,7 @@ def optimize(index_dir: Path, as_json: bool) -> None:
         print_json(manifest)
         return
     segments = len(before.get("segments", [None]))
-    click.echo(f"{segments} segment{'s' * (segments != 1)} -> 1; {manifest['documents']:,} documents, "
+    click.echo(f"{segments} segment{'s' * (segments != 1)} -> 1; {counted(manifest)}, "
                f"{human_bytes(before['size_bytes'])} -> {human_bytes(api.info(index_dir)['size_bytes'])}", err=True)
 
 
@@ -196,7 +197,7 @@ def _report_update(manifest: dict, as_json: bool, quiet: bool) -> None:
         last = manifest["updates"][-1]
         segments = len(manifest["segments"])
         click.echo(f"added {last['added']:,}, replaced {last.get('replaced', 0):,}, deleted {last['deleted']:,}: "
-                   f"{manifest['documents']:,} documents now, in {segments} segment{'s' * (segments != 1)}", err=True)
+                   f"{counted(manifest)} now, in {segments} segment{'s' * (segments != 1)}", err=True)
 
 
 @click.command()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..index.counts import document_count
 from ..legs.options import describe
 from ..models.kinds import LLM
 from ..models.presets import DEFAULT_DENSE_MODEL, DEFAULT_MODEL, PRESETS, SENTENCE_PRESETS, install_preset, is_installed
@@ -59,7 +60,11 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         lines.append(("  tuned", f"on {tuned['split']} ({tuned['queries']} queries): {tuned['measure']} "
                                  f"{tuned['value']:.4f}, {tuned['settings_tried']} settings tried, {tuned['at']}"))
     truncated = f"{data['documents_truncated']:,} truncated to {s['max_tokens']} tokens, " if llm else ""
-    lines += [("documents", f"{data['documents']:,} ({truncated}{data['documents_empty']:,} empty)")]
+    lines += [("documents", f"{document_count(data):,} ({truncated}{data['documents_empty']:,} empty)")]
+    if passages := data.get("passages"):
+        unit = "words" if passages["counted_by"] == "words" else f"tokens ({passages['counted_by']})"
+        lines.append(("passages", f"{data['documents']:,} of at most {passages['tokens']} {unit}, "
+                                  f"{passages['overlap']} repeated; a document scores by its best"))
     if llm:
         lines.append(("tokens embedded", f"{data['tokens_embedded']:,}"))
     lines.append(("built", f"{data['built_at']} in {data['build_seconds']:.1f}s from {data.get('source')}"))

@@ -90,6 +90,11 @@ _INDEX_OPTIONS = [  # the engine's own; each leg's come from its config (leg_opt
                  help="Method parameter, e.g. layers=last-third, tokens=text, tp_start=1, tp_exit=6 (repeatable)."),
     click.option("--max-tokens", type=click.IntRange(min=1), default=IndexSettings.max_tokens, show_default=True,
                  help="Token budget per document; longer ones are truncated (counted in the manifest)."),
+    click.option("--passage-tokens", type=click.IntRange(min=8), default=None,
+                 help="Cut documents longer than this many tokens into passages (at sentence or word ends) and "
+                      "score each document by its best passage; default: documents whole, cut at --max-tokens."),
+    click.option("--passage-overlap", type=click.IntRange(min=0), default=None,
+                 help="Tokens each passage repeats of the one before (default: half of --passage-tokens)."),
     click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto",
                  show_default=True, help="auto: bf16 where the hardware has it, else fp32. int8: fp32 with the "
                  "decoder layers dynamically quantized (CPU only; 1.3-1.7x faster than fp32, slower than native "
@@ -199,6 +204,7 @@ def index_settings(opts: dict) -> tuple[IndexSettings, dict]:
     settings = IndexSettings(
         **chosen, **_leg_configs(opts), method=opts.pop("method"),
         method_params=_method_params(opts.pop("params"), opts.pop("layer")), max_tokens=opts.pop("max_tokens"),
+        passage_tokens=opts.pop("passage_tokens"), passage_overlap=opts.pop("passage_overlap"),
         legs=tuple(x.strip() for x in opts.pop("legs").split(",") if x.strip()),
         fusion=opts.pop("fusion"), fusion_params=_fusion_params(opts.pop("fusion_params")),
         weights=_weights(opts.pop("weights")))

@@ -23,7 +23,9 @@ def _print_hits(query: str, hits: list[api.Hit]) -> None:
         click.echo("  (no matches)")
     for hit in hits:
         legs = " · ".join(f"{leg} {s:.4g}" for leg, s in hit.scores.items())
-        click.echo(f"{hit.rank:>3}. {hit.id}  score {hit.score:.4g}  ({legs})")
+        where = f"  passage {hit.passage['number'] + 1}, characters {hit.passage['start']:,}-{hit.passage['end']:,}" \
+            if hit.passage else ""
+        click.echo(f"{hit.rank:>3}. {hit.id}  score {hit.score:.4g}  ({legs}){where}")
         if hit.title:
             click.echo(f"     {hit.title}")
         if hit.snippet:

@@ -76,9 +76,9 @@ def open_index(folder: Path, index_dir: Path, settings: IndexSettings, model: st
     if (index_dir / MANIFEST).exists() and not rebuild:
         retriever = Retriever.load(index_dir, backbone=backbone, quiet=quiet, device=running.get("device", "auto"))
         wanted = [d.id for d in read_corpus(corpus)]
-        if retriever.searcher.ids != wanted:
+        if retriever.searcher.document_ids != wanted:
             raise InputError(f"the index at {index_dir} was not built from this corpus "
-                             f"({len(retriever.searcher.ids)} documents vs {len(wanted)}); "
+                             f"({len(retriever.searcher.document_ids)} documents vs {len(wanted)}); "
                              "pass --rebuild or another --index", str(corpus))
         return retriever
     return Retriever.build(corpus, index_dir, model=model, backbone=backbone, dtype=dtype, settings=settings,
@@ -232,7 +232,8 @@ def evaluate_beir(folder: str | Path, out: str | Path, *, index_dir: str | Path,
     report = {
         "dataset": folder.name, "split": split, "queries": len(test.queries), "depth": depth,
         "ignore_identical_ids": ignore_identical_ids,
-        "index": {"path": str(retriever.path), "documents": len(retriever.searcher.ids),
+        "index": {"path": str(retriever.path), "documents": len(retriever.searcher.document_ids),
+                  "rows": len(retriever.searcher.ids), "passages": retriever.manifest.get("passages"),
                   "model": retriever.manifest["model"]["name"], "method": s.method, "legs": list(legs),
                   "max_tokens": s.max_tokens, "dense_model": s.dense_model},
         "fusion": {"fusion": s.fusion, "weights": s.weights, "params": s.fusion_params,

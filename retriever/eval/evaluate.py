@@ -23,12 +23,18 @@ def run_from_hits(query_ids: Sequence[str], hits: Sequence[Sequence]) -> dict[st
 def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
              measures: Sequence[str] = tuple(MEASURES)) -> dict[str, float]:
     """Mean of each measure over the judged queries (a judged query missing from the run scores 0)."""
+    per_query = evaluate_queries(run, qrels, measures)
+    return {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in measures}
+
+
+def evaluate_queries(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
+                     measures: Sequence[str] = tuple(MEASURES)) -> dict[str, dict[str, float]]:
+    """Each measure per judged query (0 for one missing from the run): what a paired difference needs."""
     import pytrec_eval
 
     judged = {q: dict(d) for q, d in qrels.items()}
     full_run = {q: dict(run.get(q, {})) or {"__none__": 0.0} for q in judged}
-    per_query = pytrec_eval.RelevanceEvaluator(judged, set(measures)).evaluate(full_run)
-    return {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in measures}
+    return pytrec_eval.RelevanceEvaluator(judged, set(measures)).evaluate(full_run)
 
 
 def retrieval_measures(run: Mapping[str, Mapping[str, float]],

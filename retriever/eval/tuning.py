@@ -22,7 +22,8 @@ Run = dict[str, dict[str, float]]
 
 @dataclass
 class Scored:
-    """One query's candidates (document ids) and each leg's exact scores for them."""
+    """One query's candidates (document ids; in an index of passages, one per passage, so an id can come
+    more than once) and each leg's exact scores for them."""
 
     query_id: str
     doc_ids: list[str]
@@ -38,11 +39,16 @@ def simplex(legs: Sequence[str], step: float) -> list[dict[str, float]]:
 
 def fused_run(scored: Sequence[Scored], fusion: str, weights: Mapping[str, float] | None = None,
               params: Mapping[str, float] | None = None, depth: int = 10) -> Run:
+    """The top depth documents per query by the fused scores; a document by its best candidate (MaxP)."""
     run: Run = {}
     for q in scored:
         fused = fuse(q.scores, fusion, weights, params)
-        top = np.argsort(-fused, kind="stable")[:depth]
-        run[q.query_id] = {q.doc_ids[i]: float(fused[i]) for i in top}
+        top: dict[str, float] = {}
+        for i in np.argsort(-fused, kind="stable"):
+            top.setdefault(q.doc_ids[i], float(fused[i]))
+            if len(top) == depth:
+                break
+        run[q.query_id] = top
     return run
 
 

@@ -116,17 +116,20 @@ class Checkpoint:
                 "run it on the same corpus, or pass --restart", source)
 
     def commit(self, number: int, documents: Sequence[Document], arrays: dict[str, np.ndarray],
-               info: dict[str, Any]) -> None:
-        """Write one chunk aside and rename it into place: it is whole or absent."""
+               info: dict[str, Any], table: pa.Table | None = None) -> None:
+        """Write one chunk aside and rename it into place: it is whole or absent. table: the rows the legs
+        index (the documents' passages, store.passages_table), when not one per document."""
         final = self._chunk_folder(number)
         temp = self.folder / f".chunk-{number:06d}.tmp-{os.getpid()}"
         with guard_disk(temp):
             shutil.rmtree(temp, ignore_errors=True)
             temp.mkdir()
-            pq.write_table(documents_table(documents), temp / "documents.parquet", compression="zstd")
+            table = documents_table(documents) if table is None else table
+            pq.write_table(table, temp / "documents.parquet", compression="zstd")
             for name, array in arrays.items():
                 np.save(temp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-            info = {"documents": len(documents), "first_document": documents[0].id if documents else None,
+            info = {"documents": len(documents), "rows": table.num_rows,
+                    "first_document": documents[0].id if documents else None,
                     "digest": digest(documents), **info}
             (temp / CHUNK_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False))
             fsync_folder(temp)

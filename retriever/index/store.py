@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from ..corpus.documents import Document
+from ..corpus.passages import Passage
 from ..errors import BadIndexError, BusyError, IndexExistsError, StorageError
 
 FORMAT_VERSION = 2  # 2: a manifest over segments; 1: one flat folder (read as one segment, segments.py)
@@ -39,6 +41,12 @@ REQUIRED_TEXT = {"settings": ("method",), "model": ("name", "fingerprint", "dtyp
 NO_MODEL = {"name": "none", "fingerprint": "none", "dtype": "none"}  # the model record of a BM25-only index
 DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
                              ("metadata", pa.string())])
+# An index of passages (--passage-tokens) stores one row per passage: the document's id, title and metadata,
+# the passage's text, its number in the document and its characters [start, end) of the document's text;
+# "document" holds the whole text on the first passage of a document that was cut (null otherwise).
+PASSAGE_COLUMNS = ("passage", "start", "end", "document")
+PASSAGE_SCHEMA = pa.schema([*DOCUMENT_SCHEMA, ("passage", pa.int32()), ("start", pa.int64()),
+                            ("end", pa.int64()), ("document", pa.string())])
 
 
 def documents_table(documents: Sequence[Document]) -> pa.Table:
@@ -47,6 +55,24 @@ def documents_table(documents: Sequence[Document]) -> pa.Table:
                      "text": [d.text for d in documents],
                      "metadata": [json.dumps(d.metadata, ensure_ascii=False) for d in documents]},
                     schema=DOCUMENT_SCHEMA)
+
+
+def passages_table(passages: Sequence[Passage]) -> pa.Table:
+    """Passages as an index of passages stores them (PASSAGE_SCHEMA), in internal-id order."""
+    table = documents_table([p.row for p in passages])
+    columns = {"passage": [p.number for p in passages], "start": [p.start for p in passages],
+               "end": [p.end for p in passages],
+               "document": [None if p.whole or p.number else p.document.text for p in passages]}
+    return pa.table({**{name: table.column(name) for name in table.column_names}, **columns}, schema=PASSAGE_SCHEMA)
+
+
+def has_passages(table: pa.Table) -> bool:
+    return "passage" in table.column_names
+
+
+def first_passages(table: pa.Table) -> pa.Table:
+    """One row per document: its first passage (every row of an index without passages)."""
+    return table.filter(pa.compute.equal(table.column("passage"), 0)) if has_passages(table) else table
 
 
 def stored_contents(table: pa.Table) -> list[str]:
@@ -173,13 +199,16 @@ class FileWriter:
     def __init__(self, folder: Path):
         self.folder = folder
         self._documents: pq.ParquetWriter | None = None
+        self._schema = DOCUMENT_SCHEMA
 
     def add_documents(self, table: pa.Table) -> None:
-        """Append documents (DOCUMENT_SCHEMA) in internal-id order; streams to disk."""
+        """Append documents (DOCUMENT_SCHEMA, or PASSAGE_SCHEMA: the first table decides) in internal-id
+        order; streams to disk."""
         with guard_disk(self.folder / DOCUMENTS):
             if self._documents is None:
-                self._documents = pq.ParquetWriter(self.folder / DOCUMENTS, DOCUMENT_SCHEMA, compression="zstd")
-            self._documents.write_table(table.cast(DOCUMENT_SCHEMA))
+                self._schema = PASSAGE_SCHEMA if has_passages(table) else DOCUMENT_SCHEMA
+                self._documents = pq.ParquetWriter(self.folder / DOCUMENTS, self._schema, compression="zstd")
+            self._documents.write_table(table.select(self._schema.names).cast(self._schema))
 
     def add_file(self, name: str, data: bytes) -> None:
         with guard_disk(self.folder / name):

@@ -30,7 +30,7 @@ from ..errors import InputError, RetrieverError
 from ..index.checkpoint import Checkpoint
 from ..index.home import remember_last
 from ..index.segments import Segment, segment_name
-from ..index.store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive
+from ..index.store import FORMAT_VERSION, NO_MODEL, IndexWriter, check_target, exclusive, passages_table
 from ..legs.base import LegContext
 from ..legs.registry import leg_types
 from ..models.encoders import EncodeStats, defaults_for
@@ -39,6 +39,7 @@ from ..settings import IndexSettings
 from ..timing import Clock
 from .defaults import CHUNK
 from .encode import DocumentEncoders
+from .passages import Splitter, passage_record, per_document
 
 
 class Stages(Clock):
@@ -121,6 +122,7 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
                                                     **settings.method_params})
     method = settings.make_method()
     encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder, batch_tokens)
+    splitter = Splitter.for_settings(settings, backbone, dense_encoder)
     model = backbone.describe() if backbone is not None else dict(NO_MODEL)
     trained = encoders.dense_model.describe() if encoders.dense_model is not None else None
     with exclusive(target):
@@ -135,31 +137,37 @@ def build_index(documents: Iterable[Document], target: str | Path, backbone, set
                 resumed = _encode_on_cluster(stages.reading(documents), checkpoint, cluster, settings, model,
                                              (batch_tokens, chunk_size), progress, source, stages)
             else:
-                resumed = _encode_chunks(stages.reading(documents), checkpoint, encoders, chunk_size, progress,
-                                         source, stages)
+                resumed = _encode_chunks(stages.reading(documents), checkpoint, (encoders, splitter), chunk_size,
+                                         progress, source, stages)
         except BaseException:
             if checkpoint.committed == 0:  # nothing worth resuming: leave no folder behind
                 checkpoint.discard()
             raise
         manifest = {"model": model, **({"dense_model": trained} if trained else {}), "settings": settings.to_dict(),
                     "method_parameters": method.parameters(), "source": source, "resumed_documents": resumed,
-                    "chunk_documents": chunk_size}
+                    "chunk_documents": chunk_size, **passage_record(splitter)}
         path = _assemble(checkpoint, target, backbone, settings, u1, manifest, started, stages)
         checkpoint.discard()
     remember_last(path)
     return manifest
 
 
-def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint, encoders: DocumentEncoders,
-                   chunk_size: int, progress: Progress | None, source: str | None, stages: Stages) -> int:
-    """Encode and commit every chunk not committed yet; returns how many documents were already committed."""
+def _encode_chunks(documents: Iterable[Document], checkpoint: Checkpoint,
+                   encoding: tuple[DocumentEncoders, Splitter | None], chunk_size: int, progress: Progress | None,
+                   source: str | None, stages: Stages) -> int:
+    """Encode and commit every chunk not committed yet; returns how many documents were already committed.
+    encoding: the encoders, and the splitter that cuts documents into passages (None: they are not cut)."""
+    encoders, splitter = encoding
     resumed = seen = 0
     tokenizer = copy.deepcopy(encoders.llm.backbone.tokenizer) if encoders.llm is not None else None  # the reader's
+    reader_splitter = splitter.private() if splitter is not None else None
 
     def prepare(number: int, chunk: list[Document]):
-        if encoders.llm is None or number < checkpoint.committed:
+        if number < checkpoint.committed:
             return None
-        return encoders.prepare([d.content for d in chunk], tokenizer)
+        passages = reader_splitter.split(chunk) if reader_splitter is not None else None
+        rows = chunk if passages is None else [p.row for p in passages]
+        return passages, (encoders.prepare([d.content for d in rows], tokenizer) if encoders.llm is not None else None)
 
     with closing(_read_ahead(_chunks(documents, chunk_size), prepare)) as ahead:
         for number, chunk, prepared in ahead:
@@ -216,7 +224,7 @@ def _encode_on_cluster(documents: Iterable[Document], checkpoint: Checkpoint, cl
                                  f"process in {model['dtype']}: pass --dtype to run both alike")
         info = {"empty": sum(not d.content.strip() for d in encoded.documents), "stats": asdict(encoded.stats)}
         with stages.timing("commit"):
-            checkpoint.commit(number, encoded.documents, encoded.arrays, info)
+            checkpoint.commit(number, encoded.documents, encoded.arrays, info, encoded.table)
         number, position = number + 1, position + len(ids)
     if position != len(expected):
         raise RetrieverError(f"the Ray workers returned {position:,} documents, the corpus has {len(expected):,} "
@@ -226,13 +234,16 @@ def _encode_on_cluster(documents: Iterable[Document], checkpoint: Checkpoint, cl
 
 def _encode_chunk(number: int, chunk: list[Document], prepared, checkpoint: Checkpoint,
                   encoders: DocumentEncoders, progress: Progress | None, stages: Stages) -> None:
-    """One chunk through the encode step (encode.py), committed."""
-    encoded = encoders.encode([d.content for d in chunk], prepared, progress, stages.timing)
+    """One chunk (its passages, where prepared has them) through the encode step (encode.py), committed."""
+    passages, inputs = prepared
+    rows = chunk if passages is None else [p.row for p in passages]
+    encoded = encoders.encode([d.content for d in rows], inputs, per_document(progress, len(chunk), len(rows)),
+                              stages.timing)
     info: dict[str, Any] = {"empty": sum(not d.content.strip() for d in chunk)}
     if encoded.stats is not None:
         info["stats"] = asdict(encoded.stats)
     with stages.timing("commit"):
-        checkpoint.commit(number, chunk, encoded.arrays, info)
+        checkpoint.commit(number, chunk, encoded.arrays, info, None if passages is None else passages_table(passages))
 
 
 def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: IndexSettings,
@@ -240,14 +251,15 @@ def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: In
     """The index from the committed chunks: one segment (documents copied, each leg written), then the
     manifest, last."""
     chunks = list(checkpoint.chunks())
-    stats, empty, count = EncodeStats(), 0, 0
+    stats, empty, count, documents = EncodeStats(), 0, 0, 0
     name = segment_name(1)
     with IndexWriter(target) as writer:
         segment = writer.segment(name)
         for chunk in chunks:
             with stages.timing("write"):
                 segment.add_documents(chunk.documents())
-            count += chunk.info["documents"]
+            count += chunk.info.get("rows", chunk.info["documents"])
+            documents += chunk.info["documents"]
             empty += chunk.info["empty"]
             stats.add(EncodeStats(**chunk.info.get("stats", {})))
         context = LegContext(settings, Models(backbone), count, u1, stages.timing)
@@ -263,6 +275,7 @@ def _assemble(checkpoint: Checkpoint, target: str | Path, backbone, settings: In
             "documents": count, "documents_empty": empty, "documents_truncated": stats.truncated,
             "tokens_embedded": stats.tokens, "padded_tokens": stats.padded_tokens,
             "segments": [{"name": name, "documents": count, "deleted": 0, "tombstones": None, "legs": legs}],
+            **({"passages": {**manifest["passages"], "documents": documents}} if "passages" in manifest else {}),
             "generation": 1, "next_segment": 2,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3), "stage_seconds": stages.report(),

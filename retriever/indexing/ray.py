@@ -37,10 +37,11 @@ except ImportError:
 from ..corpus.documents import Document, Fields
 from ..corpus.readers import Split, reader_for, splittable
 from ..errors import InputError, RetrieverError
-from ..index.store import documents_table
+from ..index.store import PASSAGE_SCHEMA, documents_table, passages_table, stored_contents
 from ..models.encoders import EncodeStats
 from ..settings import IndexSettings
 from .encode import DocumentEncoders
+from .passages import Splitter
 
 BLOCK_DOCUMENTS = 2048  # documents per block a read task hands on
 STAT_FIELDS = ("tokens", "padded_tokens", "truncated", "tokenize_seconds", "forward_seconds")
@@ -111,6 +112,11 @@ def _blocks(documents: Iterator[Document]) -> Iterator[pa.Table]:
         yield documents_table(block)
 
 
+def _documents(block: pa.Table) -> list[Document]:
+    return [Document(i, text, title, json.loads(metadata)) for i, title, text, metadata in
+            zip(*(block.column(name).to_pylist() for name in ("id", "title", "text", "metadata")), strict=True)]
+
+
 def _drop(block: pa.Table, skip: frozenset[str]) -> pa.Table:
     return block.filter(pa.array([i not in skip for i in block.column("id").to_pylist()], pa.bool_()))
 
@@ -136,17 +142,23 @@ class BlockEncoder:
         if job["llm"]:
             backbone = load_backbone(job["model"], dtype=job["dtype"], device=job["device"], quiet=True)
         self.encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder, job["batch_tokens"])
+        self.splitter = Splitter.for_settings(settings, backbone, dense_encoder)
         self.dtype = "" if backbone is None else backbone.describe()["dtype"]  # int8 too
 
     def __call__(self, block: pa.Table) -> dict[str, np.ndarray]:
-        contents = [Document("", text, title).content for title, text in
-                    zip(block.column("title").to_pylist(), block.column("text").to_pylist(), strict=True)]
+        if self.splitter is not None:  # a block's documents become its passages' rows, all in this block
+            block = passages_table(self.splitter.split(_documents(block)))
+        contents = stored_contents(block)
         out = {name: np.array(block.column(name).to_pylist(), dtype=object) for name in block.column_names}
         out.update({f"stat_{name}": np.zeros(len(contents)) for name in STAT_FIELDS})
         encoded = self.encoders.encode(contents)
         out.update(encoded.arrays)
-        if encoded.prepared is not None:  # the LLM's pass, counted per row (a dense model's is not, on Ray)
+        if encoded.prepared is not None:  # the LLM's pass, counted per row
             out.update(_row_stats(encoded.prepared, encoded.stats))
+        elif self.encoders.dense_model is not None:  # else the dense model's: its tokens and cuts per row
+            ids, cut = self.encoders.dense_model.token_ids(contents)
+            out["stat_tokens"] = np.array([len(x) for x in ids], np.float64)
+            out["stat_truncated"] = np.array(cut, np.float64)
         out["worker_dtype"] = np.array([self.dtype] * len(contents), dtype=object)
         return out
 
@@ -173,6 +185,7 @@ class EncodedChunk:
     arrays: dict[str, np.ndarray]
     stats: EncodeStats
     dtypes: set[str]  # the LLM's, as each worker loaded it (none without an LLM)
+    table: pa.Table | None = None  # the documents' passages as stored, where the index cuts them
 
 
 class RayBuild:
@@ -232,26 +245,42 @@ class RayBuild:
         pending: list[dict[str, np.ndarray]] = []
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             if progress:
-                progress(len(batch["id"]), int(batch["stat_tokens"].sum()))
+                progress(len(_firsts(batch)), int(batch["stat_tokens"].sum()))
             pending.append(batch)
-            while sum(len(b["id"]) for b in pending) >= chunk_size:
+            while sum(len(_firsts(b)) for b in pending) >= chunk_size:
                 head, pending = _split(pending, chunk_size)
                 yield _chunk(head)
         if pending:
-            yield _chunk(_split(pending, sum(len(b["id"]) for b in pending))[0])
+            yield _chunk(_split(pending, sum(len(_firsts(b)) for b in pending))[0])
 
 
-def _split(batches: list[dict[str, np.ndarray]], size: int) -> tuple[dict[str, np.ndarray], list]:
-    """The first size rows of batches, joined, and the batches of what is left."""
+def _firsts(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """The rows where a document starts: every row, or in passages each document's first passage (a
+    worker returns every passage of a document in the same batch)."""
+    return np.arange(len(batch["id"])) if "passage" not in batch else np.flatnonzero(batch["passage"] == 0)
+
+
+def _split(batches: list[dict[str, np.ndarray]], documents: int) -> tuple[dict[str, np.ndarray], list]:
+    """The rows of the first documents of batches, joined, and the batches of what is left."""
     joined = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    firsts = _firsts(joined)
+    size = int(firsts[documents]) if documents < len(firsts) else len(joined["id"])
     head = {name: column[:size] for name, column in joined.items()}
     rest = {name: column[size:] for name, column in joined.items()}
     return head, ([rest] if len(rest["id"]) else [])
 
 
 def _chunk(batch: dict[str, np.ndarray]) -> EncodedChunk:
-    documents = [Document(str(i), str(text), str(title), json.loads(metadata)) for i, title, text, metadata
-                 in zip(batch["id"], batch["title"], batch["text"], batch["metadata"], strict=True)]
+    """Documents with their rows' vectors; in passages, each document rebuilt from its first passage (the
+    whole text rides on it) and the passages' rows kept as the table to store."""
+    table = None
+    if "passage" in batch:
+        table = pa.table({name: batch[name].tolist() for name in PASSAGE_SCHEMA.names}, schema=PASSAGE_SCHEMA)
+    firsts = _firsts(batch)
+    texts = [batch["text"][i] if table is None or batch["document"][i] is None else batch["document"][i]
+             for i in firsts]
+    documents = [Document(str(batch["id"][i]), str(text), str(batch["title"][i]), json.loads(batch["metadata"][i]))
+                 for i, text in zip(firsts, texts, strict=True)]
     sums = {name: batch[f"stat_{name}"].sum().item() for name in STAT_FIELDS}
     stats = EncodeStats(texts=len(documents), **{name: round(value) if name in ("tokens", "padded_tokens",
                                                                                "truncated") else value
@@ -259,5 +288,5 @@ def _chunk(batch: dict[str, np.ndarray]) -> EncodedChunk:
     arrays = {name: np.ascontiguousarray(np.stack(batch[name]) if batch[name].dtype == object else batch[name],
                                          dtype=np.float32)
               for name in ("dense", "residual") if name in batch}
-    return EncodedChunk(documents, arrays, stats, set(batch["worker_dtype"].tolist()) - {""})
+    return EncodedChunk(documents, arrays, stats, set(batch["worker_dtype"].tolist()) - {""}, table)
 

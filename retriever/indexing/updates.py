@@ -25,7 +25,7 @@ import pyarrow as pa
 from ..corpus.documents import Document
 from ..errors import InputError, RetrieverError
 from ..index.segments import Change, Segment, is_legacy, live_documents, segments_of
-from ..index.store import documents_table, exclusive, read_manifest, stored_contents
+from ..index.store import documents_table, exclusive, first_passages, passages_table, read_manifest, stored_contents
 from ..legs.base import LegContext, TablePart
 from ..legs.registry import check_documents, leg_types
 from ..models.encoders import EncodeStats
@@ -34,6 +34,7 @@ from ..settings import IndexSettings
 from .defaults import CHUNK
 from .encode import DocumentEncoders
 from .indexer import Progress
+from .passages import Splitter, per_document
 
 
 def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Sequence[str] = (),
@@ -53,9 +54,10 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
             raise RetrieverError(f"adding documents to this index needs its dense model '{settings.dense_model}'")
         segments = segments_of(folder, manifest)
         table = live_documents(segments)
-        removed = _rows_to_remove(table.column("id").to_pylist(), delete, new, upsert, source)
-        part, stats = _encode(new, settings, DocumentEncoders.for_settings(settings, backbone, dense_encoder,
-                                                                           batch_tokens), progress)
+        removed, replaced = _rows_to_remove(table.column("id").to_pylist(), delete, new, upsert, source)
+        encoders = DocumentEncoders.for_settings(settings, backbone, dense_encoder, batch_tokens)
+        part, stats = _encode(new, settings, (encoders, Splitter.for_settings(settings, backbone, dense_encoder)),
+                              progress)
         if is_legacy(manifest):  # written before segments: rewritten once as one segment, then changed
             manifest = _merge(folder, manifest, settings)
             segments = segments_of(folder, manifest)
@@ -64,10 +66,9 @@ def update_index(folder: str | Path, *, add: Iterable[Document] = (), delete: Se
         if part is not None:
             _add_segment(change, part, LegContext(settings, Models(backbone, dense_encoder=dense_encoder), len(new),
                                                   manifest=manifest, segments=segments))
-        replaced = len(removed) - len(set(delete))  # rows an upserted document took over
-        fields = _updated_fields(manifest, stats, len(new) - replaced, len(removed) - replaced, replaced, source)
+        fields = _updated_fields(manifest, stats, len(new) - replaced, len(set(delete)), replaced, source)
         fields["documents_empty"] = (manifest["documents_empty"] + _empty(documents_table(new))
-                                     - _empty(table.take(pa.array(sorted(removed), pa.int64()))))
+                                     - _empty(first_passages(table.take(pa.array(sorted(removed), pa.int64())))))
         return _commit(change, settings, fields)
 
 
@@ -150,27 +151,35 @@ def _commit(change: Change, settings: IndexSettings, fields: dict[str, Any]) -> 
     segments = change.segments()
     for leg in leg_types(settings.legs):
         fields.update(leg.summary(segments))
+    if "passages" in change.base:
+        documents = sum(first_passages(s.live_documents(["passage"])).num_rows for s in segments)
+        fields["passages"] = {**change.base["passages"], "documents": documents}
     return change.commit(fields)
 
 
 def _rows_to_remove(ids: list[str], delete: Sequence[str], new: list[Document], upsert: bool,
-                    source: str | None) -> set[int]:
-    """Rows of the deleted ids, and of the ids new documents replace; unknown or clashing ids refuse all."""
-    position = {doc_id: i for i, doc_id in enumerate(ids)}
-    if missing := [i for i in delete if i not in position]:
+                    source: str | None) -> tuple[set[int], int]:
+    """Rows of the deleted ids, and of the ids new documents replace (every passage of each), and how many
+    documents are replaced; unknown or clashing ids refuse all."""
+    rows: dict[str, list[int]] = {}
+    for i, doc_id in enumerate(ids):
+        rows.setdefault(doc_id, []).append(i)
+    if missing := [i for i in delete if i not in rows]:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise InputError(f"not in the index: {', '.join(repr(i) for i in missing[:5])}{more}; nothing was deleted")
-    removed = {position[i] for i in delete}
+    removed = {row for i in delete for row in rows[i]}
+    replaced = 0
     for doc in new:
-        if doc.id in position:
+        if doc.id in rows:
             if not upsert:
                 raise InputError(f"id '{doc.id}' is already in the index (nothing was changed); to replace it, "
                                  'add with upsert (--upsert, upsert=True, or "upsert": true over HTTP)', source,
                                  field="_id")
-            removed.add(position[doc.id])
+            replaced += doc.id not in delete
+            removed.update(rows[doc.id])
     if len(removed) == len(ids) and not new:
         raise InputError("that would delete every document; an index keeps at least one (nothing was deleted)")
-    return removed
+    return removed, replaced
 
 
 def _empty(table) -> int:
@@ -190,16 +199,20 @@ def _updated_fields(manifest: dict[str, Any], stats: EncodeStats, added: int, de
             "updates": [*manifest.get("updates", []), log]}
 
 
-def _encode(new: list[Document], settings: IndexSettings, encoders: DocumentEncoders,
+def _encode(new: list[Document], settings: IndexSettings, encoding: tuple[DocumentEncoders, Splitter | None],
             progress: Progress | None) -> tuple[TablePart | None, EncodeStats]:
-    """The new documents with their forward-pass arrays (none without a model leg; the dense leg's from
-    the trained encoder where it has one); None when none."""
+    """The new documents (their passages, where the index cuts them) with their forward-pass arrays (none
+    without a model leg; the dense leg's from the trained encoder where it has one); None when none."""
+    encoders, splitter = encoding
     stats = EncodeStats()
     if not new:
         return None, stats
-    part = TablePart(documents_table(new))
-    runs = [encoders.encode([d.content for d in new[start:start + CHUNK]], progress=progress)
-            for start in range(0, len(new), CHUNK)]
+    passages = splitter.split(new) if splitter is not None else None
+    rows = new if passages is None else [p.row for p in passages]
+    part = TablePart(documents_table(new) if passages is None else passages_table(passages))
+    progress = per_document(progress, len(new), len(rows))
+    runs = [encoders.encode([d.content for d in rows[start:start + CHUNK]], progress=progress)
+            for start in range(0, len(rows), CHUNK)]
     for run in runs:
         if run.stats is not None:
             stats.add(run.stats)

@@ -65,12 +65,30 @@ def _documents(folder: Path, manifest: dict[str, Any]) -> str:
     for segment in segments:
         if (stored := segment.documents().num_rows) != segment.rows:
             raise BadIndexError(f"{segment.name}: {stored} documents stored, the manifest says {segment.rows}")
-    ids = live_documents(segments, ["id"]).column("id").to_pylist()
+    passages = "passages" in manifest
+    table = live_documents(segments, ["id", "passage"] if passages else ["id"])
+    ids = table.column("id").to_pylist()
     if len(ids) != manifest["documents"]:
-        raise BadIndexError(f"{len(ids)} live documents, the manifest says {manifest['documents']}")
+        raise BadIndexError(f"{len(ids)} live rows, the manifest says {manifest['documents']}")
+    if passages:
+        return _passages(ids, table.column("passage").to_pylist(), manifest, len(segments))
     if len(set(ids)) != len(ids):
         raise BadIndexError("document ids are not unique")
     return f"{len(ids)} documents in {len(segments)} segment{'s' * (len(segments) != 1)}, ids unique"
+
+
+def _passages(ids: list[str], numbers: list[int], manifest: dict[str, Any], segments: int) -> str:
+    """An index of passages: each document's passages consecutive and numbered from 0 (MaxP relies on it)."""
+    firsts = [doc_id for doc_id, number in zip(ids, numbers, strict=True) if number == 0]
+    for row, (doc_id, number) in enumerate(zip(ids, numbers, strict=True)):
+        if number != 0 and (row == 0 or ids[row - 1] != doc_id or numbers[row - 1] != number - 1):
+            raise BadIndexError(f"row {row}: passage {number} of '{doc_id}' does not follow its passage {number - 1}")
+    if len(set(firsts)) != len(firsts):
+        raise BadIndexError("document ids are not unique")
+    if len(firsts) != manifest["passages"]["documents"]:
+        raise BadIndexError(f"{len(firsts)} live documents, the manifest says {manifest['passages']['documents']}")
+    return (f"{len(firsts)} documents ({len(ids)} passages) in {segments} segment{'s' * (segments != 1)}, "
+            "ids unique, passages in order")
 
 
 def _leg_check(leg: type[Leg]) -> Callable[[Path, dict], str]:

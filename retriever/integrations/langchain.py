@@ -24,7 +24,8 @@ class HybridRetriever(BaseRetriever):
     """Top-k documents of an index for a query. Each is a LangChain Document: the stored text as
     page_content, the index's id as id, and in metadata the document's own metadata plus `score` (the
     fused or the mode's score), `scores` (each leg's), `rank` and `title` (these four win over metadata
-    keys of the same name)."""
+    keys of the same name). In an index of passages, page_content is the passage that scored the document
+    (what fits a prompt) and metadata's `passage` says where it is in the document's text."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -54,4 +55,8 @@ class HybridRetriever(BaseRetriever):
         stored = self.index.document(hit.id) or {"text": hit.snippet, "metadata": hit.metadata}
         metadata = {**stored["metadata"], "score": hit.score, "scores": hit.scores, "rank": hit.rank,
                     "title": hit.title}
-        return Document(page_content=stored["text"], id=hit.id, metadata=metadata)
+        text = stored["text"]
+        if hit.passage is not None:
+            metadata["passage"] = hit.passage
+            text = text[hit.passage["start"]:hit.passage["end"]]
+        return Document(page_content=text, id=hit.id, metadata=metadata)

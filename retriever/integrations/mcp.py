@@ -19,6 +19,7 @@ except ImportError as exc:
 from ..api import Retriever, result
 from ..corpus.queries import check_queries
 from ..errors import RetrieverError
+from ..index.counts import counted
 from ..search.filters import parse_filter
 from ..serve.config import Limits
 
@@ -32,7 +33,7 @@ def mcp_server(index: Retriever, limits: Limits | None = None, name: str = "retr
     limits = limits or Limits()
     server = MCPServer(name=name, instructions=INSTRUCTIONS)
 
-    @server.tool(description=f"Search the index ({index.path.name}, {index.manifest['documents']:,} documents). "
+    @server.tool(description=f"Search the index ({index.path.name}, {counted(index.manifest)}). "
                              f"mode: {', '.join(index.modes)} (hybrid fuses every leg). filter: metadata "
                              'conditions, e.g. {"year": {"gte": 2000}} or {"topic": {"in": ["a", "b"]}}.')
     def search(query: str, k: int = 5, mode: str = "hybrid", filter: dict[str, Any] | None = None) -> dict[str, Any]:

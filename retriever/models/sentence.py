@@ -129,18 +129,19 @@ class SentenceEncoder:
                 "dimension": self.dimension, "pooling": self.config.pooling, "normalize": self.config.normalize,
                 "max_tokens": self.config.max_tokens}
 
-    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
-        """[CLS] text [SEP] within the length limit, as sentence-transformers tokenizes; and how many texts
-        the limit cut (the rest of a cut text comes back as overflow rows, which only count)."""
+    def token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """[CLS] text [SEP] within the length limit, as sentence-transformers tokenizes; and whether the
+        limit cut each text (the rest of a cut text comes back as overflow rows, which only say so)."""
         texts = [t.lower() if self.config.lowercase else t for t in texts]
         out = self.tokenizer(list(texts), truncation=True, max_length=self.config.max_tokens,
                              return_overflowing_tokens=True)
         samples = out.get("overflow_to_sample_mapping")
         if samples is None:  # a slow (Python) tokenizer: no overflow rows, a count of cut tokens instead
-            return out.input_ids, sum(n > 0 for n in out.get("num_truncated_tokens", []))
+            cut = out.get("num_truncated_tokens") or [0] * len(texts)
+            return out.input_ids, [n > 0 for n in cut]
         first = [i for i, sample in enumerate(samples) if i == 0 or samples[i - 1] != sample]
         overflowed = {sample for i, sample in enumerate(samples) if i and samples[i - 1] == sample}
-        return [out.input_ids[i] for i in first], len(overflowed)
+        return [out.input_ids[i] for i in first], [i in overflowed for i in range(len(texts))]
 
     def encode(self, texts: Sequence[str], on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Pooled (and, where the folder says so, normalised) vectors, in input order."""
@@ -162,7 +163,7 @@ class SentenceEncoder:
                 if on_batch:
                     on_batch(len(group), sum(len(ids[i]) for i in group))
                 start += size
-            return out, EncodeStats(texts=len(ids), tokens=sum(map(len, ids)), truncated=truncated)
+            return out, EncodeStats(texts=len(ids), tokens=sum(map(len, ids)), truncated=sum(truncated))
 
     def _forward(self, inputs: list[list[int]]) -> np.ndarray:
 

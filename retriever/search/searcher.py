@@ -31,6 +31,7 @@ from ..settings import IndexSettings
 from ..timing import Clock
 from .batching import MicroBatcher
 from .filters import mask, parse_filter
+from .passages import Passages
 
 
 @dataclass
@@ -49,6 +50,7 @@ class QueryRun:
     candidates: np.ndarray
     scores: dict[str, np.ndarray]
     legs: dict[str, list[Result]] = field(default_factory=dict)
+    short: bool = False  # fewer than k documents, and a leg's list was cut at its depth: deeper finds more
 
 
 @dataclass
@@ -82,7 +84,8 @@ class Searcher:
                                     self.settings.max_tokens)
         segments = segments_of(folder, manifest)
         self.documents = live_documents(segments)  # the live rows of every segment, numbered as the legs number them
-        self.ids: list[str] = self.documents.column("id").to_pylist()
+        self.ids: list[str] = self.documents.column("id").to_pylist()  # per row: a passage's is its document's
+        self.passages = Passages.of(self.documents)
         self._metadata: list[dict] | None = None
         self._rows: dict[str, int] | None = None
         if len(self.ids) != manifest["documents"]:
@@ -100,8 +103,13 @@ class Searcher:
     def row(self, doc_id: str) -> int | None:
         """The internal row of a document id, None when the index lacks it (the map is built on first use)."""
         if self._rows is None:
-            self._rows = {doc_id: row for row, doc_id in enumerate(self.ids)}
+            self._rows = {self.ids[row]: row for row in reversed(range(len(self.ids)))}  # its first passage
         return self._rows.get(doc_id)
+
+    @property
+    def document_ids(self) -> list[str]:
+        """Every live document's id once, in index order (ids has one per passage)."""
+        return self.ids if self.passages is None else [self.ids[r] for r in self.passages.firsts.tolist()]
 
     def leg(self, name: str) -> Leg:
         """An opened leg of this index (its own search structures: for scripts and tests that look inside)."""
@@ -157,9 +165,15 @@ class Searcher:
             encoded = self.encode(queries, legs) if encoded is None else {leg: encoded[leg] for leg in legs}
         with clock.timing("filter"):
             keep = None if tests is None else mask(tests, self.ids, self.metadata)
-        depth = max(depth, k) if len(legs) > 1 else k
+        depth = (max(depth, k) if len(legs) > 1 else k) * (1 if self.passages is None else self.passages.per_document)
         streams = {leg: self._legs[leg].hits(encoded[leg], depth, keep) for leg in legs}
-        runs = [self._query(streams, k, leg_runs, clock) for _ in range(len(queries))]
+        runs = [self._query(streams, k, depth, leg_runs, clock) for _ in range(len(queries))]
+        for qi, query in enumerate(runs):
+            deeper = depth
+            while query.short and deeper < len(self.ids):  # a document's passages crowded others out
+                deeper *= 4
+                one = {leg: self._legs[leg].hits(encoded[leg][qi:qi + 1], deeper, keep) for leg in legs}
+                runs[qi] = query = self._query(one, k, deeper, leg_runs, clock)
         return SearchRun(legs, runs, encoded, dict(clock.seconds), list(queries))
 
     def encode(self, queries: Sequence[str], legs: Sequence[str]) -> dict[str, Any]:
@@ -181,9 +195,10 @@ class Searcher:
             vectors = self._encoder.encode(list(queries))
         return {leg: self._legs[leg].encode(queries, vectors) for leg in legs}
 
-    def _query(self, streams: dict[str, Iterator[tuple[np.ndarray, Scorer]]], k: int, leg_runs: bool,
+    def _query(self, streams: dict[str, Iterator[tuple[np.ndarray, Scorer]]], k: int, depth: int, leg_runs: bool,
                clock: Clock) -> QueryRun:
-        """The next query of every leg's stream: the union of their lists, rescored by every leg, fused."""
+        """The next query of every leg's stream: the union of their lists, rescored by every leg, fused;
+        in an index of passages, each document by its best passage (MaxP)."""
         tops, scorers = {}, {}
         for leg, stream in streams.items():
             with clock.timing(leg):
@@ -195,17 +210,34 @@ class Searcher:
                 scores[leg] = scorer(candidates)
         with clock.timing("fuse"):
             hits = self._fused(candidates, scores, k)
-        per_leg = {leg: _leg_run(leg, tops[leg][:k], scorers[leg]) for leg in streams} if leg_runs else {}
-        return QueryRun(hits, candidates, scores, per_leg)
+        own = depth if self.passages is not None else k  # a leg's own list: its top k (documents, in passages)
+        per_leg = {leg: self._leg_run(leg, tops[leg][:own], scorers[leg], k) for leg in streams} if leg_runs else {}
+        cut = any(len(top) >= depth for top in tops.values())
+        short = self.passages is not None and cut and any(len(r) < k for r in [hits, *per_leg.values()])
+        return QueryRun(hits, candidates, scores, per_leg, short)
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+        """Positions of the top k by score, best first (ties in the order given); in an index of passages,
+        of the top k documents, each by its best row."""
+        order = np.argsort(-scores, kind="stable")
+        if self.passages is None:
+            return order[:k]
+        _, first = np.unique(self.passages.document[rows[order]], return_index=True)
+        return order[np.sort(first)[:k]]
 
     def _fused(self, candidates: np.ndarray, scores: dict[str, np.ndarray], k: int) -> list[Result]:
+        """The top k candidates by their fused score."""
         if len(candidates) == 0:  # a filter that no document (with a match) passes
             return []
         s = self.settings
         fused = fuse(scores, s.fusion, s.weights, s.fusion_params) if len(scores) > 1 else next(iter(scores.values()))
-        order = np.argsort(-fused, kind="stable")[:k]
         return [Result(int(candidates[i]), float(fused[i]), {leg: float(v[i]) for leg, v in scores.items()})
-                for i in order]
+                for i in self._top(candidates, fused, k)]
+
+    def _leg_run(self, leg: str, rows: np.ndarray, scorer: Scorer, k: int) -> list[Result]:
+        """A leg's own top k, ordered by its exact scores (FAISS's order can differ in the last bits)."""
+        scores = scorer(rows)
+        return [Result(int(rows[i]), float(scores[i]), {leg: float(scores[i])}) for i in self._top(rows, scores, k)]
 
     def explain(self, run: SearchRun, qi: int, row: int, document: str = "", limit: int = 8) -> list[dict]:
         """Why a document matched: the words it shares with query qi, by contribution, from every leg of
@@ -235,10 +267,3 @@ class Searcher:
         if len(legs) <= 1:
             return [{"token": text, "weight": round(weight, 4)} for text, weight in top]
         return [{"token": text, "weight": round(weight, 4), "legs": found[text]} for text, weight in top]
-
-
-def _leg_run(leg: str, rows: np.ndarray, scorer: Scorer) -> list[Result]:
-    """A leg's own top list, ordered by its exact scores (FAISS's order can differ in the last bits)."""
-    scores = scorer(rows)
-    return [Result(int(rows[i]), float(scores[i]), {leg: float(scores[i])})
-            for i in np.argsort(-scores, kind="stable")]

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from starlette.exceptions import HTTPException
 
 from .. import api
+from ..index.counts import counted
 from .service import ServeConfig, Service, ServiceError
 
 log = logging.getLogger("retriever.serve")
@@ -96,7 +97,7 @@ def _load(service: Service, on_failure: Callable[[], None] | None) -> None:
             on_failure()
         return
     log.info("ready in %.1f s: %s", time.perf_counter() - started,
-             ", ".join(f"{s.name} ({s.retriever.manifest['documents']:,} documents)" for s in service.indexes.values()))
+             ", ".join(f"{s.name} ({counted(s.retriever.manifest)})" for s in service.indexes.values()))
 
 
 def _routes(app: FastAPI, service: Service) -> None:

@@ -21,6 +21,7 @@ from .. import api
 from ..corpus.documents import documents_from
 from ..corpus.queries import check_queries
 from ..errors import BusyError, RetrieverError
+from ..index.counts import document_count
 from ..index.store import read_manifest
 from ..models.kinds import DENSE_MODEL, LLM
 from ..models.loading import FIELD, sharing_key
@@ -50,7 +51,7 @@ class Served:
 
     def summary(self) -> dict[str, Any]:
         manifest = self.retriever.manifest
-        return {"name": self.name, "path": str(self.retriever.path.resolve()), "documents": manifest["documents"],
+        return {"name": self.name, "path": str(self.retriever.path.resolve()), "documents": document_count(manifest),
                 "legs": list(manifest["settings"]["legs"]), "modes": list(self.retriever.modes),
                 "writing": self.writing}
 
@@ -199,7 +200,7 @@ class Service:
         with self._writing(served):
             manifest = served.retriever.add(docs, upsert=upsert)
         return {"index": served.name, "added": manifest["updates"][-1]["added"],
-                "replaced": manifest["updates"][-1]["replaced"], "documents": manifest["documents"]}
+                "replaced": manifest["updates"][-1]["replaced"], "documents": document_count(manifest)}
 
     def delete(self, index: str, doc_id: str) -> dict[str, Any]:
         served = self.index(index)
@@ -207,7 +208,7 @@ class Service:
             raise ServiceError(404, f"index {served.name!r} has no document {doc_id!r}")
         with self._writing(served):
             manifest = served.retriever.delete([doc_id])
-        return {"index": served.name, "deleted": doc_id, "documents": manifest["documents"]}
+        return {"index": served.name, "deleted": doc_id, "documents": document_count(manifest)}
 
     @contextmanager
     def _writing(self, served: Served) -> Iterator[None]:

@@ -95,7 +95,7 @@ class Encoder:
         tokenizer = tokenizer or self.backbone.tokenizer
         split = self.method.prompt_format == "split"  # which normalised the text first, then cut its tokens
         texts = [self.method.normalize(t) for t in texts] if split else list(texts)
-        ends = _token_ends(tokenizer, texts)
+        ends = token_ends(tokenizer, texts)
         long = [i for i, e in enumerate(ends) if len(e) > self.max_tokens]
         for i in long:
             texts[i] = texts[i][: ends[i][self.max_tokens - 1]]
@@ -212,7 +212,7 @@ class Encoder:
         return Encoded(dense, residual, stats)
 
 
-def _token_ends(tokenizer, texts: list[str]) -> list[list[int]]:
+def token_ends(tokenizer, texts: list[str]) -> list[list[int]]:
     """For each text, the character offset where each of its tokens ends (one tokenizer call for all); a
     tokenizer without offsets (a slow one) gives each token's decoded length instead."""
     if not texts:

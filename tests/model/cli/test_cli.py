@@ -39,7 +39,8 @@ def test_index_search_info_round_trip(run, cli_home):
     payload = json.loads(result.stdout)["results"][0]  # one schema for one query or many (README)
     assert payload["mode"] == "hybrid" and payload["hits"][0]["id"] == "bees"
     hit = payload["hits"][0]
-    assert set(hit) == {"id", "rank", "score", "scores", "title", "snippet", "tokens", "metadata"}
+    assert set(hit) == {"id", "rank", "score", "scores", "title", "snippet", "tokens", "metadata", "passage"}
+    assert hit["passage"] is None  # documents indexed whole (an index of passages names the one that scored)
     assert {"dense", "sparse", "lexical"} == set(hit["scores"]) and hit["tokens"]
 
     result = run("search", "lava and magma", "insulin", "--mode", "sparse", "--json", "-k", "1")

@@ -65,6 +65,8 @@ def test_a_text_past_the_limit_is_cut_as_sentence_transformers_cuts_it_and_count
     want = _reference(preset_folder("minilm-l6"), long, minilm.dtype)  # truncation=True, max_length=256
     assert np.abs(vectors[1] - want).max() < (1e-5 if minilm.dtype == torch.float32 else 2e-2)
     np.testing.assert_array_equal(vectors, minilm.encode([TEXTS[0], long, TEXTS[1]]))
+    ids, cut = minilm.token_ids([TEXTS[0], long, TEXTS[1]])  # per text: what a Ray worker counts row by row
+    assert cut == [False, True, False] and sum(map(len, ids)) == stats.tokens
 
 
 def test_an_index_with_a_dense_model_records_both_models_and_searches_by_cosine(minilm, backbone, tmp_path):

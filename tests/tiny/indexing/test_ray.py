@@ -225,3 +225,22 @@ def test_a_killed_driver_resumes_from_its_committed_chunks(cluster, corpus, refe
     manifest = json.loads(done.stdout)
     assert manifest["resumed_documents"] >= 2 * CHUNK
     _assert_same_index(Retriever.load(target, backbone=reference.backbone), reference)
+
+
+def test_a_ray_build_of_passages_equals_the_single_process_build(cluster, corpus, tiny_backbone, tiny_model, tmp_path,
+                                                                 monkeypatch):
+    """Workers cut their blocks' documents into passages with the LLM's tokenizer; the driver cuts chunks at
+    document boundaries, so chunks, resumes and the index are those of a build without Ray."""
+    monkeypatch.setattr(readers, "SPLIT_BYTES", 4096)
+    options = {"passage_tokens": 12, "passage_overlap": 4}
+    reference = Retriever.build(corpus, tmp_path / "ref", backbone=tiny_backbone, chunk_size=CHUNK, max_tokens=48,
+                                **options)
+    built = Retriever.build(corpus, tmp_path / "index", model=str(tiny_model), dtype=TEST_DTYPE, chunk_size=CHUNK,
+                            max_tokens=48, ray=RayOptions(batch_size=8, threads=1), **options)
+    assert built.manifest["passages"] == reference.manifest["passages"]
+    assert built.manifest["documents"] > built.manifest["passages"]["documents"] == 90
+    assert built.searcher.documents.equals(reference.searcher.documents)
+    _assert_same_index(built, reference)
+    for query in QUERIES:
+        got = [(h.id, h.passage) for h in built.search(query, k=8)]
+        assert got == [(h.id, h.passage) for h in reference.search(query, k=8)]

@@ -54,3 +54,15 @@ def test_a_filter_and_bad_arguments(index):
         HybridRetriever.from_index(index.path, k=0)
     with pytest.raises(Exception, match="unknown operator"):
         HybridRetriever.from_index(index.path, filter={"topic": {"zz": 1}})
+
+
+def test_in_an_index_of_passages_page_content_is_the_passage_that_scored(tmp_path):
+    text = "Unpack the pump and check the parts. " * 40 + "To reset the pump, hold the button."
+    long = {"_id": "guide", "text": text, "metadata": {"kind": "manual"}}
+    index = Retriever.build([long, {"_id": "note", "text": "Pumps need oil."}], tmp_path / "p", legs=("lexical",),
+                            passage_tokens=32, passage_overlap=8)
+    (doc, *_) = HybridRetriever.from_index(index.path, k=2, mode="lexical").invoke("reset the pump")
+    hit = index.search("reset the pump", k=1, mode="lexical")[0]
+    assert doc.id == "guide" and doc.metadata["passage"] == hit.passage and doc.metadata["kind"] == "manual"
+    assert doc.page_content == long["text"][hit.passage["start"]:hit.passage["end"]]
+    assert "To reset the pump" in doc.page_content and len(doc.page_content) < len(long["text"]) / 4
