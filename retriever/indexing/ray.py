@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import sys
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -177,6 +182,53 @@ def _row_stats(prepared, stats: EncodeStats) -> dict[str, np.ndarray]:
     return {"stat_tokens": tokens, "stat_truncated": truncated, **{f"stat_{k}": v for k, v in shared.items()}}
 
 
+# Ray Data's actor pool hands each actor an object-store reference, so Ray's C++ core logs an error line
+# about restarts on every build (ray-project/ray#53727, #57838); restarts work here all the same (a killed
+# worker is restarted and its blocks retried: tests/tiny/indexing/test_ray.py), so the line only alarms.
+RESTART_NOTICE = b"has constructor arguments in the object store"
+
+
+@contextmanager
+def without_lines(noise: bytes) -> Iterator[None]:
+    """This process's stderr (file descriptor 2, where Ray's C++ core writes too) without the lines that
+    contain noise: a thread forwards everything else as it comes, a progress bar's carriage returns too."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (a test's captured stream): nothing to filter
+        yield
+        return
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    pump = threading.Thread(target=_forward, args=(read, saved, noise), daemon=True, name="retriever-stderr")
+    pump.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer here gone: the pump drains it and stops
+        pump.join(timeout=5)
+        os.close(saved)
+
+
+def _forward(read: int, target: int, noise: bytes) -> None:
+    pending = b""
+    with os.fdopen(read, "rb", buffering=0) as source:
+        while chunk := source.read(65536):
+            *pieces, pending = re.split(rb"(?<=[\n\r])", pending + chunk)
+            for piece in pieces:
+                if noise not in piece:
+                    _write(target, piece)
+    if pending and noise not in pending:
+        _write(target, pending)
+
+
+def _write(target: int, data: bytes) -> None:
+    with suppress(OSError):  # the build is over and its stderr closed: a late line from a Ray process is dropped
+        os.write(target, data)
+
+
 @dataclass
 class EncodedChunk:
     """chunk_size consecutive documents of the corpus with their vectors, as one worker or several made them."""
@@ -196,6 +248,8 @@ class RayBuild:
         self.started = False
 
     def __enter__(self) -> RayBuild:
+        self._quiet = without_lines(RESTART_NOTICE)
+        self._quiet.__enter__()
         if not ray.is_initialized():
             ray.init(address=self.options.address, include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=False)  # a worker's error still reaches this process, raised
@@ -208,8 +262,11 @@ class RayBuild:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.started:
-            ray.shutdown()
+        try:
+            if self.started:
+                ray.shutdown()
+        finally:
+            self._quiet.__exit__(*exc)
 
     def threads(self) -> int:
         """Torch threads per worker: as asked, else the smallest node's CPUs shared among the workers."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -82,3 +84,21 @@ def test_ray_options_and_corpora_are_refused_before_anything_starts(tmp_path):
         with pytest.raises(RetrieverError):
             RayOptions(**bad)
     assert RayOptions(gpus_per_worker=0.5).device == "cuda" and RayOptions().device == "cpu"
+
+
+def test_the_restart_notice_is_dropped_from_stderr_and_everything_else_kept(tmp_path):
+    """Ray's C++ core writes to file descriptor 2 itself, and so do the processes a local cluster starts:
+    the filter works below Python, for this process and its children, and keeps a progress bar's \\r."""
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import os, subprocess, sys\n"
+        "from retriever.indexing.ray import RESTART_NOTICE, without_lines\n"
+        "with without_lines(RESTART_NOTICE):\n"
+        "    os.write(2, b'kept 1\\n[E core_worker.cc] Actor has constructor arguments in the object store.\\n')\n"
+        "    os.write(2, b'bar 1\\rbar 2\\r')\n"
+        "    subprocess.run(['sh', '-c', 'echo has constructor arguments in the object store >&2; echo child >&2'])\n"
+        "    print('from python', file=sys.stderr)\n"
+        "print('after', file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode() == "kept 1\nbar 1\rbar 2\rchild\nfrom python\nafter\n"
