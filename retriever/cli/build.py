@@ -95,6 +95,10 @@ def index(corpus: Path, index_dir: Path | None, restart: bool, overwrite: bool, 
 
     settings, opts = index_settings(opts)
     reader_for(corpus)  # a missing corpus is refused here, before the engine is imported
+    if settings.passage_tokens and settings.needs_model and settings.passage_tokens > settings.max_tokens and not quiet:
+        click.echo(f"warning: --passage-tokens {settings.passage_tokens} is more than --max-tokens "
+                   f"{settings.max_tokens}: the LLM reads only the first {settings.max_tokens} tokens of each passage",
+                   err=True)
     target = index_dir or home() / corpus.name.split(".")[0]
     ray = None
     if on_ray or ray_address:

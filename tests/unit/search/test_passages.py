@@ -160,3 +160,13 @@ def test_impossible_passage_options_are_refused_before_any_work(docs, tmp_path, 
     refused = _cli("index", str(corpus), "--index", str(tmp_path / "idx"), *options)
     assert refused.exit_code != 0 and message in refused.output and refused.exc_info[0] is SystemExit
     assert not (tmp_path / "idx").exists()
+
+
+def test_passages_longer_than_the_llm_window_are_warned_about_before_anything_loads(tmp_path, no_model):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b"\n')  # refused on line 2, after the warning
+    got = _cli("index", str(corpus), "--index", str(tmp_path / "idx"), "--passage-tokens", "256")
+    assert "warning: --passage-tokens 256 is more than --max-tokens 128" in got.output
+    assert got.exit_code == 1 and "corpus.jsonl:2" in got.output
+    quiet = _cli("index", str(corpus), "--index", str(tmp_path / "idx"), "--passage-tokens", "128")
+    assert "warning" not in quiet.output
