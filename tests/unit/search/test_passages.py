@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from retriever import Retriever
 from retriever.api import verify
 from retriever.cli.main import main
+from retriever.errors import RetrieverError
 
 from ...conftest import write_jsonl
 
@@ -170,3 +171,24 @@ def test_passages_longer_than_the_llm_window_are_warned_about_before_anything_lo
     assert got.exit_code == 1 and "corpus.jsonl:2" in got.output
     quiet = _cli("index", str(corpus), "--index", str(tmp_path / "idx"), "--passage-tokens", "128")
     assert "warning" not in quiet.output
+
+
+def test_an_interrupted_build_of_passages_resumes_by_documents(docs, tmp_path, no_model):
+    """Chunks are counted in documents whatever their passages: the resumed build checks the committed
+    chunks against the corpus's documents and ends as a build that never stopped."""
+    options = {"legs": ("lexical",), "passage_tokens": 16, "chunk_size": 4}
+
+    def failing():
+        for i, doc in enumerate(docs):
+            if i == 9:
+                raise KeyboardInterrupt
+            yield doc
+
+    with pytest.raises(KeyboardInterrupt):
+        Retriever.build(failing(), tmp_path / "idx", **options)
+    with pytest.raises(RetrieverError, match="used another settings"):  # other passages would not mix
+        Retriever.build(docs, tmp_path / "idx", **{**options, "passage_tokens": 20})
+    resumed = Retriever.build(docs, tmp_path / "idx", **options)
+    assert resumed.manifest["resumed_documents"] == 8  # two chunks of four documents, their passages with them
+    fresh = Retriever.build(docs, tmp_path / "fresh", **options)
+    assert resumed.searcher.documents.equals(fresh.searcher.documents) and _hits(resumed) == _hits(fresh)
