@@ -145,8 +145,7 @@ def table(rows: list[dict], described: dict) -> str:
              "| index MB | bytes per token |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        name = "whole, cut at 128 tokens" if row["passages"] is None else \
-            f"passages of {row['passages'][0]}, overlap {row['passages'][1]}"
+        name = _name(row)
         legs = " / ".join(f"{row['test'][leg]:.4f}" for leg in ("hybrid", *LEGS))
         versus = {s: paired(base[f"{s}_per_query"], row[f"{s}_per_query"]) for s in ("train", "test")}
         vs = {s: "—" if row is base else f"{m:+.4f} ({se:.4f})" for s, (m, se) in versus.items()}
@@ -154,7 +153,21 @@ def table(rows: list[dict], described: dict) -> str:
         lines.append(f"| {name} | {row['rows']:,} | {legs} | {vs['test']} | {row['train']['hybrid']:.4f} "
                      f"| {vs['train']} | {row['build_seconds']:.0f} | {row['tokens']:,} | {per_token:.1f} "
                      f"| {row['mb']:.1f} | {row['mb'] * 2**20 / max(row['tokens'], 1):.0f} |")
+    if len(rows) > 2:
+        lines += ["", f"Against {_name(rows[1])}, paired over queries (mean, SE, queries changed):"]
+        for row in rows[2:]:
+            said = []
+            for split in ("train", "test"):
+                a, b = rows[1][f"{split}_per_query"], row[f"{split}_per_query"]
+                mean, se = paired(a, b)
+                said.append(f"{split} {mean:+.4f} ({se:.4f}, {sum(a[q] != b[q] for q in a)} of {len(a)})")
+            lines.append(f"- {_name(row)}: {'; '.join(said)}")
     return "\n".join(lines)
+
+
+def _name(row: dict) -> str:
+    return "whole, cut at 128 tokens" if row["passages"] is None else \
+        f"passages of {row['passages'][0]}, overlap {row['passages'][1]}"
 
 
 def main() -> None:
@@ -166,7 +179,12 @@ def main() -> None:
                         "builds to about 20 minutes on 2 cores.")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--passages", default="128:64,128:0", help="TOKENS:OVERLAP configurations, comma separated.")
+    parser.add_argument("--from-results", type=Path, help="Print the table of an earlier run's results.json.")
     args = parser.parse_args()
+    if args.from_results:
+        saved = json.loads(args.from_results.read_text())
+        print(table(saved["rows"], saved["set"]))
+        return
     data = args.out / "long-scifact"
     described = make_long_scifact(args.data, data, args.group, args.size)
     print(json.dumps(described), flush=True)
