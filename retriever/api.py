@@ -20,7 +20,15 @@ from .corpus.documents import Document, Fields, documents_from
 from .corpus.readers import read_corpus
 from .errors import BadIndexError, RetrieverError
 from .index.home import home, last_built
-from .index.store import PASSAGE_COLUMNS, check_target, disk_size, exclusive, read_manifest, rewrite_manifest
+from .index.store import (
+    PASSAGE_COLUMNS,
+    check_target,
+    disk_size,
+    exclusive,
+    read_manifest,
+    rewrite_manifest,
+    whole_text,
+)
 from .indexing.defaults import CHUNK
 from .indexing.indexer import Progress, build_index
 from .indexing.updates import check_additions, optimize_index, update_index
@@ -92,7 +100,7 @@ def _stored(searcher: Searcher, rows: list[int]) -> dict[int, dict[str, Any]]:
         if searcher.passages is not None:
             out[row]["passage"] = {"number": columns["passage"][i], "start": columns["start"][i],
                                    "end": columns["end"][i]}
-            out[row]["whole"] = columns["document"][i] if columns["document"][i] is not None else columns["text"][i]
+            out[row]["whole"] = whole_text(columns["text"][i], columns["document"][i])
     return out
 
 

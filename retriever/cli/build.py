@@ -19,6 +19,7 @@ from .info import human_bytes
 from .options import (
     BATCH_TOKENS,
     DEVICE,
+    DTYPES,
     LAST_INDEX,
     THREADS,
     WithLegOptions,
@@ -138,7 +139,7 @@ def _encoding_summary(manifest: dict, settings: IndexSettings) -> str:
 @click.argument("index_dir", metavar="INDEX", type=click.Path(path_type=Path))
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option("--upsert", is_flag=True, help="Replace documents whose id is already in the index.")
-@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default=None,
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="The model's dtype (default: the one the index was built in).")
 @BATCH_TOKENS
 @DEVICE

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +13,7 @@ from ..models.presets import DEFAULT_MODEL
 from .options import (
     BATCH_TOKENS,
     DEVICE,
+    DTYPES,
     THREADS,
     WithLegOptions,
     index_options,
@@ -22,9 +22,6 @@ from .options import (
     use_threads,
 )
 from .progress import Progress, raise_interrupt
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group("eval")
@@ -37,7 +34,7 @@ def eval_group() -> None:
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--method", "methods", default=DEFAULT_METHOD, show_default=True,
               help=f"Comma-separated methods: {', '.join(method_names())}.")
-@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto")
 @BATCH_TOKENS
 @DEVICE
 @THREADS

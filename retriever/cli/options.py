@@ -80,6 +80,7 @@ def _weights(pairs: tuple[str, ...]) -> dict[str, float]:
     return weights
 
 
+DTYPES = ["auto", "bfloat16", "float32", "float16", "int8"]  # what --dtype takes, on every command that runs a model
 _INDEX_OPTIONS = [  # the engine's own; each leg's come from its config (leg_options)
     click.option("--model", default=DEFAULT_MODEL, show_default=True,
                  help=f"A preset ({', '.join(PRESETS)}), a .gguf file or a transformers folder."),
@@ -95,7 +96,7 @@ _INDEX_OPTIONS = [  # the engine's own; each leg's come from its config (leg_opt
                       "score each document by its best passage; default: documents whole, cut at --max-tokens."),
     click.option("--passage-overlap", type=click.IntRange(min=0), default=None,
                  help="Tokens each passage repeats of the one before (default: half of --passage-tokens)."),
-    click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float32", "float16", "int8"]), default="auto",
+    click.option("--dtype", type=click.Choice(DTYPES), default="auto",
                  show_default=True, help="auto: bf16 where the hardware has it, else fp32. int8: fp32 with the "
                  "decoder layers dynamically quantized (CPU only; 1.3-1.7x faster than fp32, slower than native "
                  "bf16; a text's vectors then depend on its batch)."),

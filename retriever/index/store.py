@@ -66,6 +66,11 @@ def passages_table(passages: Sequence[Passage]) -> pa.Table:
     return pa.table({**{name: table.column(name) for name in table.column_names}, **columns}, schema=PASSAGE_SCHEMA)
 
 
+def whole_text(text: str, document: str | None) -> str:
+    """A stored row's document text: the whole text a cut document's first passage carries, else its own."""
+    return text if document is None else document
+
+
 def has_passages(table: pa.Table) -> bool:
     return "passage" in table.column_names
 

@@ -55,11 +55,6 @@ class Splitter:
         return out
 
 
-def whole(documents: Sequence[Document]) -> list[Passage]:
-    """Documents as one passage each (an index without passages)."""
-    return [Passage(d, 0, 0, len(d.text)) for d in documents]
-
-
 def passage_record(splitter: Splitter | None) -> dict[str, Any]:
     """The manifest's record of how documents were cut (none when they were not); its "documents" count,
     the documents those rows came from, is added where the rows are counted."""

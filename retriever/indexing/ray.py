@@ -42,7 +42,7 @@ except ImportError:
 from ..corpus.documents import Document, Fields
 from ..corpus.readers import Split, reader_for, splittable
 from ..errors import InputError, RetrieverError
-from ..index.store import PASSAGE_SCHEMA, documents_table, passages_table, stored_contents
+from ..index.store import PASSAGE_SCHEMA, documents_table, passages_table, stored_contents, whole_text
 from ..models.encoders import EncodeStats
 from ..settings import IndexSettings
 from .encode import DocumentEncoders
@@ -334,7 +334,7 @@ def _chunk(batch: dict[str, np.ndarray]) -> EncodedChunk:
     if "passage" in batch:
         table = pa.table({name: batch[name].tolist() for name in PASSAGE_SCHEMA.names}, schema=PASSAGE_SCHEMA)
     firsts = _firsts(batch)
-    texts = [batch["text"][i] if table is None or batch["document"][i] is None else batch["document"][i]
+    texts = [batch["text"][i] if table is None else whole_text(batch["text"][i], batch["document"][i])
              for i in firsts]
     documents = [Document(str(batch["id"][i]), str(text), str(batch["title"][i]), json.loads(batch["metadata"][i]))
                  for i, text in zip(firsts, texts, strict=True)]
